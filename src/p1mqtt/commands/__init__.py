@@ -1,0 +1,1 @@
+"""The subcommands of the ``p1mqtt`` command line, one module each."""
