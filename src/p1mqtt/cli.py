@@ -17,7 +17,15 @@ from p1mqtt.errors import P1MqttError
 __all__ = ["build_parser", "main"]
 
 # Subcommand modules, in the order `p1mqtt --help` lists them.
-COMMAND_MODULES = ("p1mqtt.commands.decode",)
+COMMAND_MODULES = (
+    "p1mqtt.commands.run",
+    "p1mqtt.commands.dump",
+    "p1mqtt.commands.decode",
+    "p1mqtt.commands.check_config",
+    "p1mqtt.commands.simulate",
+    "p1mqtt.commands.health",
+    "p1mqtt.commands.service",
+)
 
 EXIT_OK = 0
 EXIT_FAILURE = 1

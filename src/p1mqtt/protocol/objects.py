@@ -9,7 +9,7 @@ others are values.
 from collections.abc import Sequence
 from datetime import datetime
 
-from p1mqtt.protocol.catalogue import ObisDefinition, ValueKind, lookup
+from p1mqtt.protocol.catalogue import CATALOGUE, ObisDefinition, ValueKind, lookup
 from p1mqtt.protocol.model import CosemObject, ProfileEntry, Reading, Scalar
 from p1mqtt.protocol.timestamps import TimestampParser
 from p1mqtt.protocol.values import (
@@ -23,14 +23,17 @@ __all__ = ["ObjectParser"]
 
 
 def _is_time_like(text: str) -> bool:
-    """Shape of a timestamp or of a meter's timestamp placeholder (12, 13 or 17 characters)."""
+    """Shape of a timestamp or of a meter's timestamp placeholder (12, 13, 17 or 18 characters).
+
+    The Landis+Gyr placeholder ``35255255255255255S`` is 17 digits and the letter: 18 characters.
+    """
     length = len(text)
     if length == 13:
         return text[12] in "SW" and text[:12].isdigit()
     if length == 12:
         return text.isdigit()
-    if length == 17:
-        return text[16] in "SW" and text[:16].isdigit()
+    if length in (17, 18):
+        return text[-1] in "SW" and text[:-1].isdigit()
     return False
 
 
@@ -69,6 +72,19 @@ class ObjectParser:
             return None
         obis = line[:opening]
         inner = line[opening + 1 : -1]
+        definition = CATALOGUE.get(obis)
+        if (
+            definition is not None
+            and definition.kind is ValueKind.NUMBER
+            and "(" not in inner
+            and ")" not in inner
+            and "," not in inner
+        ):
+            # Fast path for the plain registers that change every second.
+            text, star, unit = inner.partition("*")
+            number = parse_number(text)
+            if number is not None:
+                return CosemObject(obis, number, unit if star else None, definition=definition)
         groups = inner.split(")(")
         if inner.count("(") + inner.count(")") != 2 * (len(groups) - 1):
             return None
@@ -162,7 +178,7 @@ class ObjectParser:
         unit = definition.unit if definition is not None else None
         if len(groups) == 1 and count_text == "":
             return CosemObject(obis, 0, unit, entries=(), definition=definition)
-        if not count_text.isdigit():
+        if not (count_text.isdigit() and count_text.isascii()):
             # E.ON Hungary: 0-0:98.1.0(TST)(value)(value)... without count and capture list.
             entry = self._entry(groups)
             return CosemObject(obis, 1, entry.unit, entries=(entry,), definition=definition)

@@ -6,13 +6,15 @@ on the last Sunday of October are an hour apart. Timestamps without the letter (
 meters, DSMR 2.2) are read in the configured zone, taking the first occurrence of a repeated
 local time.
 
-Meters also send placeholders that are not dates: ``632525252525W`` (Sagemcom), the 17-character
+Meters also send placeholders that are not dates: ``632525252525W`` (Sagemcom), the 18-character
 ``35255255255255255S`` (Landis+Gyr), ``000101000000W``/``700101010000W`` and the like (Dutch
 meters for an empty M-Bus channel). They all become ``None``: "no timestamp", not an error.
 """
 
 from datetime import datetime, timedelta, timezone, tzinfo
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from p1mqtt.errors import UsageError
 
 __all__ = ["TimestampParser", "format_timestamp", "is_timestamp_shaped"]
 
@@ -36,7 +38,12 @@ class TimestampParser:
     __slots__ = ("_cache", "_cache_size", "zone")
 
     def __init__(self, zone: tzinfo | str = "Europe/Brussels", cache_size: int = 256) -> None:
-        self.zone: tzinfo = ZoneInfo(zone) if isinstance(zone, str) else zone
+        if isinstance(zone, str):
+            try:
+                zone = ZoneInfo(zone)
+            except (ValueError, ZoneInfoNotFoundError) as error:
+                raise UsageError(f"unknown time zone {zone!r}") from error
+        self.zone: tzinfo = zone
         self._cache: dict[str, datetime | None] = {}
         self._cache_size = cache_size
 

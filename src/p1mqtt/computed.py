@@ -1,0 +1,73 @@
+"""Readings computed from telegrams: the capacity tariff (``<prefix>/capacity``) and energy
+totals per day, month and year (``<prefix>/totals``)."""
+
+import logging
+from decimal import Decimal
+from pathlib import Path
+
+from p1mqtt.capacity import capacity_status
+from p1mqtt.config import CapacityConfig, TotalsConfig
+from p1mqtt.protocol import Telegram
+from p1mqtt.topics import Message
+from p1mqtt.totals import TotalsTracker
+
+__all__ = ["ComputedReadings"]
+
+logger = logging.getLogger(__name__)
+
+
+class ComputedReadings:
+    """Turns each telegram into the capacity and totals messages that are due."""
+
+    def __init__(
+        self,
+        *,
+        prefix: str,
+        qos: int,
+        capacity: CapacityConfig,
+        totals: TotalsConfig,
+        state_file: Path | None,
+        zone: str,
+    ) -> None:
+        self._prefix = prefix
+        self._qos = qos
+        self._capacity = capacity if capacity.enabled else None
+        self._margin = Decimal(str(capacity.margin_kw))
+        self._floor = Decimal(str(capacity.floor_kw))
+        self._totals_interval = totals.publish_interval
+        self._tracker = TotalsTracker(state_file, zone) if totals.enabled else None
+        self._next_totals = float("-inf")
+        self._registers: tuple[str, ...] = ()
+        self._has_capacity = False
+
+    @property
+    def has_capacity(self) -> bool:
+        """Whether the last telegram allowed a capacity status (a Belgian e-MUCS 1.7+ meter)."""
+        return self._has_capacity
+
+    @property
+    def registers(self) -> tuple[str, ...]:
+        """The registers the totals carry (for Home Assistant entities)."""
+        return self._registers
+
+    def messages(self, telegram: Telegram, now: float) -> list[Message]:
+        """The messages due for ``telegram`` at monotonic time ``now``."""
+        out: list[Message] = []
+        if self._capacity is not None:
+            status = capacity_status(telegram, margin_kw=self._margin, floor_kw=self._floor)
+            self._has_capacity = status is not None
+            if status is not None:
+                out.append(Message(f"{self._prefix}/capacity", status.to_json(), self._qos))
+        if self._tracker is not None:
+            totals = self._tracker.update(telegram)
+            if totals is not None:
+                self._registers = tuple(totals.day.values)
+                if now >= self._next_totals:
+                    self._next_totals = now + self._totals_interval
+                    out.append(Message(f"{self._prefix}/totals", totals.to_json(), self._qos, True))
+        return out
+
+    def close(self) -> None:
+        """Save the totals' state (at shutdown)."""
+        if self._tracker is not None:
+            self._tracker.flush()

@@ -1,0 +1,472 @@
+"""The bridge: meter port -> decoder -> topics -> MQTT, as a long-running service.
+
+Roles (from the original design, merged where a queue would only add a hop):
+
+* the **reader** thread reads the port and decodes in place (decoding costs well under a
+  millisecond per telegram), handing events to a bounded queue without ever blocking on it;
+* the **processor** (the calling thread) turns telegrams into messages, applies filters and
+  throttling, and hands them to the sink; it is also the **health controller**: counters,
+  silence detection (log, publish, reopen the port) and periodic ``<prefix>/health``;
+* the **sink** (paho-mqtt's own network thread) publishes, queueing while the broker is away.
+
+Stopping (SIGTERM, Ctrl+C): stop reading, publish what is queued, mark ``offline``, disconnect.
+A thread that dies of an unexpected exception logs it with its traceback and stops the service
+with exit status 1: never a process that runs on with a dead thread.
+"""
+
+import contextlib
+import dataclasses
+import logging
+import queue
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from p1mqtt import __version__
+from p1mqtt.announce import Announcer
+from p1mqtt.computed import ComputedReadings
+from p1mqtt.config import Config
+from p1mqtt.discovery import ha_birth_topic, homie_will
+from p1mqtt.faultlog import FaultLog
+from p1mqtt.health import Health
+from p1mqtt.mqtt import MqttPublisher, MqttSettings
+from p1mqtt.paths import default_data_dir
+from p1mqtt.protocol import (
+    Decoder,
+    Event,
+    FrameRejected,
+    RejectReason,
+    Telegram,
+    TelegramDecoded,
+    TelegramJsonEncoder,
+)
+from p1mqtt.sources import PortReader, PortSettings
+from p1mqtt.statusfile import STATUS_FILE_NAME, RunStatus, StatusFile
+from p1mqtt.systemd import Notifier
+from p1mqtt.topics import Message, ReadingPolicy, TopicMapper, TopicRules
+
+__all__ = ["Bridge", "Sink", "mqtt_settings", "port_settings", "topic_rules"]
+
+logger = logging.getLogger(__name__)
+
+QUEUE_SIZE = 1000
+"""Decoded batches held for the processor: about 16 minutes of telegrams at one per second."""
+STOP_TIMEOUT = 3.0
+"""Seconds the sink gets to publish what is queued and mark offline when stopping."""
+
+
+class Sink(Protocol):
+    """Where messages go (the MQTT publisher; tests may use another)."""
+
+    def start(self) -> None:
+        """Begin connecting in the background."""
+
+    def publish(
+        self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False
+    ) -> None:
+        """Publish or queue one message; never block on the network."""
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Mark offline, deliver what is queued, disconnect."""
+
+
+def port_settings(config: Config) -> PortSettings:
+    """The port settings of a configuration."""
+    serial = config.serial
+    return PortSettings(
+        port=serial.port,
+        baudrate=serial.baudrate,
+        bytesize=serial.bytesize,
+        parity=serial.parity,
+        stopbits=serial.stopbits,
+        reopen_delay_min=serial.reopen_delay_min,
+        reopen_delay_max=serial.reopen_delay_max,
+    )
+
+
+def mqtt_settings(config: Config) -> MqttSettings:
+    """The MQTT client settings of a configuration (status topic as Last Will)."""
+    mqtt = config.mqtt
+    tls = config.tls
+    return MqttSettings(
+        host=mqtt.host,
+        port=mqtt.port,
+        use_tls=mqtt.use_tls,
+        cafile=tls.cafile,
+        certfile=tls.cert,
+        keyfile=tls.key,
+        insecure=tls.insecure,
+        username=mqtt.resolved_username(),
+        password=mqtt.resolved_password(),
+        client_id=mqtt.resolved_client_id(),
+        keepalive=mqtt.keepalive,
+        protocol=mqtt.protocol,
+        reconnect_delay_min=mqtt.reconnect_delay_min,
+        reconnect_delay_max=mqtt.reconnect_delay_max,
+        queue_size=mqtt.queue_size,
+        will_topic=f"{config.topics.prefix}/status",
+        will_payload="offline",
+        online_payload="online",
+    )
+
+
+def homie_settings(config: Config) -> MqttSettings:
+    """Settings of the second connection Homie needs: its Last Will is ``$state = lost``."""
+    will = homie_will(base_topic=config.homie.base_topic, device_id=config.homie.device_id)
+    main = mqtt_settings(config)
+    return dataclasses.replace(
+        main,
+        client_id=f"{main.client_id}-homie",
+        will_topic=will.topic,
+        will_payload=will.payload,
+        stop_payload="disconnected",
+        online_payload=None,
+    )
+
+
+def prepare_data_dir(config: Config) -> Path | None:
+    """The data directory, created if needed; None (with a warning) when it cannot be used."""
+    directory = config.storage.data_dir or default_data_dir()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        logger.warning(
+            "cannot use the data directory %s (%s): energy totals and the status file for "
+            "`p1mqtt health` are off; set storage.data_dir or --data-dir",
+            directory,
+            error.strerror or error,
+        )
+        return None
+    return directory
+
+
+def topic_rules(config: Config) -> TopicRules:
+    """The topic rules of a configuration."""
+    topics = config.topics
+    filters = config.filters
+    default = ReadingPolicy(filters.min_interval, filters.on_change, filters.heartbeat)
+    overrides = {
+        pattern: ReadingPolicy(
+            default.min_interval if override.min_interval is None else override.min_interval,
+            default.on_change if override.on_change is None else override.on_change,
+            default.heartbeat if override.heartbeat is None else override.heartbeat,
+        )
+        for pattern, override in filters.overrides.items()
+    }
+    return TopicRules(
+        prefix=topics.prefix,
+        telegram=topics.telegram,
+        readings=topics.readings,
+        retain_readings=topics.retain_readings,
+        retain_telegram=topics.retain_telegram,
+        qos=config.mqtt.qos,
+        include=tuple(filters.include),
+        exclude=tuple(filters.exclude),
+        policy=default,
+        overrides=overrides,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Batch:
+    events: list[Event]
+    at: float
+
+
+_END = object()
+"""Put on the queue by the reader when it has stopped."""
+_WAKE = object()
+"""Put on the queue when the port or broker state changed, so health is published at once."""
+
+
+class Bridge:
+    """Wires reader, decoder, topics, health and sink; :meth:`run` until stopped."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        sink: Sink | None = None,
+        homie_sink: Sink | None = None,
+        notifier: Notifier | None = None,
+    ) -> None:
+        self._config = config
+        self._prefix = config.topics.prefix
+        self._qos = config.mqtt.qos
+        self._decoder = Decoder(
+            config.meter.timezone, max_telegram_size=config.meter.max_telegram_size
+        )
+        self._encoder = TelegramJsonEncoder()
+        self._mapper = TopicMapper(topic_rules(config))
+        self._health = Health(started=time.monotonic(), stale_after=config.health.stale_after)
+        self._queue: queue.Queue[_Batch | object] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._dropped = 0
+        self._bytes_since_telegram = 0
+        self._republish = threading.Event()
+        self._state_changed = threading.Event()
+        self._faults = FaultLog(logger)
+        self._failure: BaseException | None = None
+        self._connected_once = False
+        self._sink: Sink = sink or MqttPublisher(
+            mqtt_settings(config),
+            on_connected=self._on_connected,
+            on_disconnected=self._on_disconnected,
+        )
+        self._reader = PortReader(port_settings(config), self._on_data, self._on_port_state)
+        data_dir = prepare_data_dir(config)
+        self._status_file = StatusFile(data_dir / STATUS_FILE_NAME) if data_dir else None
+        self._notifier = notifier or Notifier()
+        self._started_wall = time.time()
+        discovery = config.homeassistant
+        if discovery.enabled and not config.topics.readings:
+            logger.warning(
+                "Home Assistant discovery needs the per-reading topics (topics.readings); off"
+            )
+        self._announcer = Announcer(
+            prefix=self._prefix,
+            include=self._mapper.wanted,
+            discovery_prefix=(
+                discovery.discovery_prefix if discovery.enabled and config.topics.readings else None
+            ),
+            homie_base=config.homie.base_topic if config.homie.enabled else None,
+            homie_device=config.homie.device_id,
+        )
+        if discovery.enabled and isinstance(self._sink, MqttPublisher):
+            self._sink.subscribe(ha_birth_topic(discovery.discovery_prefix), self._on_ha_status)
+        self._homie_sink: Sink | None = homie_sink
+        if config.homie.enabled and homie_sink is None:
+            self._homie_sink = MqttPublisher(homie_settings(config))
+        self._computed = ComputedReadings(
+            prefix=self._prefix,
+            qos=self._qos,
+            capacity=config.capacity,
+            totals=config.totals,
+            state_file=data_dir / "totals.json" if data_dir else None,
+            zone=config.meter.timezone,
+        )
+
+    @property
+    def health(self) -> Health:
+        """The live health figures (read from other threads for display only)."""
+        return self._health
+
+    # --- reader thread -------------------------------------------------------------------
+
+    def _on_data(self, data: bytes, now: float) -> None:
+        self._bytes_since_telegram += len(data)
+        events = self._decoder.feed(data)
+        if events:
+            self._enqueue(_Batch(events, now))
+
+    def _enqueue(self, batch: _Batch) -> None:
+        while True:
+            try:
+                self._queue.put_nowait(batch)
+            except queue.Full:
+                # The processor fell far behind: drop the oldest batch, never block the reader.
+                with contextlib.suppress(queue.Empty):
+                    self._queue.get_nowait()
+                    self._dropped += 1
+            else:
+                return
+
+    def _on_port_state(self, state: str) -> None:
+        if state == "open" and self._reader.opens > 1:
+            self._health.port_reopens += 1
+        self._health.port_state = state
+        self._state_changed.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        # A full queue means a busy processor, which will see the change anyway.
+        with contextlib.suppress(queue.Full):
+            self._queue.put_nowait(_WAKE)
+
+    def _read(self, stop: threading.Event) -> None:
+        try:
+            self._reader.run(stop)
+            for event in self._decoder.close():
+                if isinstance(event, FrameRejected) and event.reason is RejectReason.INCOMPLETE:
+                    continue  # the telegram being received when we stopped
+                self._enqueue(_Batch([event], time.monotonic()))
+        except BaseException as error:
+            logger.exception("the port reader failed; stopping")
+            self._failure = error
+            stop.set()
+        finally:
+            self._queue.put(_END)
+
+    # --- sink callbacks (paho's thread) ------------------------------------------------------
+
+    def _on_connected(self) -> None:
+        if self._connected_once:
+            self._health.mqtt_reconnects += 1
+        self._connected_once = True
+        self._health.broker_state = "connected"
+        self._republish.set()
+        self._announcer.request()
+        self._state_changed.set()
+        self._wake()
+
+    def _on_ha_status(self, _topic: str, payload: bytes) -> None:
+        if payload.strip().lower() == b"online":
+            self._announcer.request()
+
+    def _on_disconnected(self, reason: str) -> None:
+        self._health.broker_state = f"disconnected: {reason}"
+        self._state_changed.set()
+        self._wake()
+
+    # --- processor (calling thread) --------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> int:
+        """Run until ``stop`` is set; return the exit status (0 clean, 1 failure)."""
+        mqtt = self._config.mqtt
+        logger.info(
+            "p1mqtt %s: %s -> %s:%s (topics under %s/)",
+            __version__,
+            self._config.serial.port,
+            mqtt.host,
+            mqtt.port,
+            self._prefix,
+        )
+        self._sink.start()
+        if self._homie_sink is not None:
+            self._homie_sink.start()
+        reader = threading.Thread(target=self._read, args=(stop,), name="p1mqtt-reader")
+        reader.start()
+        self._notifier.ready(f"reading {self._config.serial.port}")
+        try:
+            self._process_until_end(stop, reader)
+        except BaseException as error:
+            logger.exception("the publisher failed; stopping")
+            self._failure = error
+            stop.set()
+        finally:
+            self._notifier.stopping()
+            reader.join()
+            now = time.monotonic()
+            self._publish_health(now)
+            self._write_status(now, force=True)
+            self._faults.flush(float("inf"))
+            self._computed.close()
+            if self._homie_sink is not None:
+                self._homie_sink.stop(STOP_TIMEOUT)
+            self._sink.stop(STOP_TIMEOUT)
+        return 0 if self._failure is None else 1
+
+    def _process_until_end(self, stop: threading.Event, reader: threading.Thread) -> None:
+        interval = self._config.health.publish_interval
+        now = time.monotonic()
+        next_health = now
+        while True:
+            timeout = max(0.0, min(next_health - now, 0.5))
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = None
+            now = time.monotonic()
+            if item is _END:
+                return
+            if isinstance(item, _Batch):
+                self._process(item)
+            if not stop.is_set():
+                self._check_silence(now)
+            if now >= next_health or self._state_changed.is_set():
+                self._state_changed.clear()
+                self._publish_health(now)
+                next_health = now + interval
+            self._write_status(now)
+            if reader.is_alive():
+                # The watchdog proves both threads live: this loop runs, the reader reads.
+                self._notifier.keepalive(now)
+
+    def _process(self, batch: _Batch) -> None:
+        health = self._health
+        if self._republish.is_set():
+            self._republish.clear()
+            self._mapper.forget()
+        for event in batch.events:
+            health.record(event, batch.at)
+            if isinstance(event, TelegramDecoded):
+                self._bytes_since_telegram = 0
+                self._faults.resolved("stale", "valid telegrams are arriving again")
+                self._publish_telegram(event.telegram, batch.at)
+            elif isinstance(event, FrameRejected):
+                kind = (
+                    "CRC errors"
+                    if event.reason is RejectReason.CRC_MISMATCH
+                    else "rejected telegrams"
+                )
+                self._faults.fault(kind, f"telegram rejected: {event.message}", batch.at)
+
+    def _publish_telegram(self, telegram: Telegram, at: float) -> None:
+        mapper = self._mapper
+        telegram_json = self._encoder.encode(telegram) if mapper.rules.telegram else None
+        readings = mapper.messages(telegram, telegram_json, at)
+        computed = self._computed.messages(telegram, at)
+        announce = self._announcer.due(telegram)
+        messages: list[Message] = []
+        if announce:
+            messages += self._announcer.discovery(
+                telegram, capacity=self._computed.has_capacity, totals=self._computed.registers
+            )
+        messages += readings
+        messages += computed
+        self._send(self._sink, messages)
+        if self._homie_sink is not None:
+            start = len(self._prefix) + 1
+            published = {m.topic[start:] for m in readings}
+            self._send(self._homie_sink, self._announcer.homie(telegram, announce, published))
+
+    @staticmethod
+    def _send(sink: Sink, messages: list[Message]) -> None:
+        for message in messages:
+            sink.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+
+    def _write_status(self, now: float, *, force: bool = False) -> None:
+        if self._status_file is None:
+            return
+        status = RunStatus.from_health(
+            self._health, started_at=self._started_wall, wall=time.time(), monotonic=now
+        )
+        self._status_file.write(status, force=force)
+
+    def _check_silence(self, now: float) -> None:
+        health = self._health
+        health.telegrams_dropped = self._dropped
+        health.queue_depth = self._queue.qsize()
+        if not health.check_stale(now):
+            return
+        seconds = round(health.silence(now))
+        port = self._config.serial.port
+        if health.port_state != "open":
+            diagnosis = health.port_state
+        elif self._bytes_since_telegram == 0:
+            diagnosis = (
+                "no data at all: check that the P1 port is activated (in Belgium, request it on "
+                "the grid operator's portal) and that the cable is connected"
+            )
+        elif health.crc_errors and health.last_rejection and "CRC" in health.last_rejection:
+            diagnosis = "telegrams fail their CRC check: a bad cable or interference"
+        else:
+            diagnosis = (
+                f"{self._bytes_since_telegram} bytes arrived but no valid telegram: wrong speed "
+                "or format (DSMR 2.2/3 meters: 9600 baud 7E1) or a cable that does not invert "
+                "the signal"
+            )
+        self._faults.fault(
+            "stale", f"no valid telegram from {port} for {seconds} s: {diagnosis}", now
+        )
+        self._publish_health(now)
+        if self._homie_sink is not None:
+            self._send(self._homie_sink, self._announcer.homie_alert())
+        self._reader.request_reopen()
+
+    def _publish_health(self, now: float) -> None:
+        self._health.queue_depth = self._queue.qsize()
+        self._sink.publish(
+            f"{self._prefix}/health", self._health.to_json(now), qos=self._qos, retain=True
+        )

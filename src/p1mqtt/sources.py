@@ -1,0 +1,201 @@
+"""The meter's edge: open a serial device or a pyserial URL, read bytes, reopen on faults.
+
+Works for USB P1 cables (``/dev/ttyUSB0``, ``/dev/serial/by-id/...``, ``COM3``), network P1
+dongles (``socket://host:port``) and RFC 2217 servers (``rfc2217://host:port``), through
+pyserial's ``serial_for_url``. Every failure becomes one :class:`~p1mqtt.errors.SourceError`
+whose message says what happened and what to do about it.
+"""
+
+import errno
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol, cast
+
+import serial
+
+from p1mqtt.errors import SourceError
+from p1mqtt.faultlog import FaultLog
+
+__all__ = ["PortReader", "PortSettings", "describe_port_error", "open_port"]
+
+logger = logging.getLogger(__name__)
+
+_PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+
+
+class SerialPort(Protocol):
+    """What the reader needs of an open pyserial port (device, socket or RFC 2217)."""
+
+    @property
+    def in_waiting(self) -> int:
+        """Bytes ready to read without blocking."""
+
+    def read(self, size: int = 1) -> bytes:
+        """Read up to ``size`` bytes, waiting at most the port's timeout."""
+
+    def close(self) -> None:
+        """Close the port."""
+
+
+@dataclass(frozen=True, slots=True)
+class PortSettings:
+    """How to open the meter's port."""
+
+    port: str
+    baudrate: int = 115200
+    bytesize: int = 8
+    parity: str = "N"
+    stopbits: int = 1
+    read_timeout: float = 0.25
+    """Longest a read blocks, which bounds how fast a stop request is noticed."""
+    reopen_delay_min: float = 1.0
+    reopen_delay_max: float = 30.0
+
+    @property
+    def is_url(self) -> bool:
+        """Whether ``port`` is a pyserial URL (network dongle) rather than a device."""
+        return "://" in self.port
+
+
+def describe_port_error(port: str, error: BaseException) -> str:
+    """One sentence for people: what went wrong with ``port`` and what to do about it."""
+    code = getattr(error, "errno", None)
+    text = str(error)
+    if "://" in port:
+        if code == errno.ECONNREFUSED or "refused" in text.lower():
+            return (
+                f"network P1 dongle {port}: connection refused: check the dongle's address and "
+                "port, and that it is powered and serving P1 data"
+            )
+        if "timed out" in text.lower() or code in (errno.ETIMEDOUT, errno.EHOSTUNREACH):
+            return f"network P1 dongle {port}: unreachable ({text}); check the network and address"
+        if "Name or service not known" in text or "nodename nor servname" in text:
+            return f"network P1 dongle {port}: unknown host name; check the address"
+        return f"network P1 dongle {port}: {text}"
+    if code == errno.ENOENT or "No such file" in text or "FileNotFoundError" in text:
+        return (
+            f"serial port {port} not found: is the P1 cable plugged in? Prefer a stable "
+            "name from /dev/serial/by-id/"
+        )
+    if code == errno.EACCES or "Permission denied" in text:
+        return (
+            f"serial port {port}: permission denied: add the user to the dialout group "
+            "(sudo usermod -aG dialout $USER, then log in again)"
+        )
+    if code == errno.EBUSY or "busy" in text.lower():
+        return f"serial port {port} is busy: another program is reading it; stop that program"
+    if (
+        "readiness to read but returned no data" in text
+        or "Input/output error" in text
+        or code == errno.EIO
+    ):
+        return f"serial port {port} disconnected (cable unplugged?)"
+    return f"serial port {port}: {text}"
+
+
+def open_port(settings: PortSettings) -> SerialPort:
+    """Open the port; raise :class:`SourceError` with an actionable message on failure."""
+    try:
+        port = serial.serial_for_url(
+            settings.port,
+            baudrate=settings.baudrate,
+            bytesize=settings.bytesize,
+            parity=_PARITY[settings.parity],
+            stopbits=settings.stopbits,
+            timeout=settings.read_timeout,
+            do_not_open=True,
+        )
+        port.open()
+    except (serial.SerialException, OSError, ValueError) as error:
+        raise SourceError(describe_port_error(settings.port, error)) from error
+    return cast(SerialPort, port)
+
+
+def read_available(port: SerialPort, name: str) -> bytes:
+    """Read what the port has (waiting at most its timeout); raise SourceError when it died."""
+    try:
+        waiting = port.in_waiting
+        return port.read(waiting if waiting > 0 else 1)
+    except (serial.SerialException, OSError) as error:
+        raise SourceError(describe_port_error(name, error)) from error
+
+
+class PortReader:
+    """Reads the port until stopped, reopening it with backoff whenever it fails.
+
+    ``on_data(data, now)`` receives every chunk with the monotonic time it arrived;
+    ``on_state(state)`` hears ``"open"`` or the error sentence whenever that changes. Run
+    :meth:`run` in a thread of its own (the bridge) or in the main thread (``p1mqtt dump``).
+    """
+
+    def __init__(
+        self,
+        settings: PortSettings,
+        on_data: Callable[[bytes, float], None],
+        on_state: Callable[[str], None] | None = None,
+        *,
+        opener: Callable[[PortSettings], SerialPort] = open_port,
+    ) -> None:
+        self._settings = settings
+        self._on_data = on_data
+        self._on_state = on_state or (lambda _state: None)
+        self._opener = opener
+        self._reopen = threading.Event()
+        self._faults = FaultLog(logger)
+        self.opens = 0
+        """How many times the port was opened (the first time included)."""
+
+    def request_reopen(self) -> None:
+        """Close and reopen the port at the next chance (the meter went silent)."""
+        self._reopen.set()
+
+    def run(self, stop: threading.Event) -> None:
+        """Read until ``stop`` is set."""
+        delay = self._settings.reopen_delay_min
+        requested = False  # the port was last closed by request_reopen(), not by a fault
+        while not stop.is_set():
+            try:
+                port = self._opener(self._settings)
+            except SourceError as error:
+                self._failed(str(error))
+                requested = False
+                stop.wait(delay * random.uniform(0.8, 1.2))  # noqa: S311 - jitter, not security
+                delay = min(delay * 2, self._settings.reopen_delay_max)
+                continue
+            delay = self._settings.reopen_delay_min
+            self.opens += 1
+            self._faults.resolved("port faults", f"port {self._settings.port} is open again")
+            self._on_state("open")
+            # A silent meter is reopened every stale_after seconds for as long as it stays
+            # silent, and the service already logged the silence once: no line per reopen.
+            level = logging.DEBUG if requested else logging.INFO
+            logger.log(level, "reading P1 data from %s", self._settings.port)
+            try:
+                requested = self._read_until_fault(port, stop)
+            finally:
+                port.close()
+
+    def _read_until_fault(self, port: SerialPort, stop: threading.Event) -> bool:
+        """Read until a fault, a stop or a reopen request; True for a reopen request."""
+        self._reopen.clear()
+        while not stop.is_set():
+            if self._reopen.is_set():
+                self._reopen.clear()
+                logger.debug("reopening %s", self._settings.port)
+                return True
+            try:
+                data = read_available(port, self._settings.port)
+            except SourceError as error:
+                self._failed(str(error))
+                return False
+            if data:
+                self._on_data(data, time.monotonic())
+        return False
+
+    def _failed(self, message: str) -> None:
+        self._on_state(message)
+        self._faults.fault("port faults", message, time.monotonic(), logging.ERROR)
