@@ -20,6 +20,7 @@ __all__ = ["build_parser", "main"]
 COMMAND_MODULES = (
     "p1mqtt.commands.run",
     "p1mqtt.commands.dump",
+    "p1mqtt.commands.demo",
     "p1mqtt.commands.decode",
     "p1mqtt.commands.check_config",
     "p1mqtt.commands.simulate",

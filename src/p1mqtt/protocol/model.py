@@ -84,8 +84,7 @@ class CosemObject(NamedTuple):
     """The M-Bus channel (1..4) of an ``0-n:`` object, 0 for the electricity meter itself."""
 
 
-@dataclass(frozen=True, slots=True)
-class MbusDevice:
+class MbusDevice(NamedTuple):
     """A gas, water or heat meter attached to the electricity meter on an M-Bus channel."""
 
     channel: int

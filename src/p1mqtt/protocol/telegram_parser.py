@@ -1,6 +1,8 @@
 """From one framed telegram (``/`` ... ``!CRC`` CR LF) to a verified :class:`Telegram`."""
 
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from p1mqtt.protocol.catalogue import mbus_medium
 from p1mqtt.protocol.crc import crc16_arc
@@ -11,6 +13,8 @@ __all__ = ["Rejection", "TelegramParser", "object_key"]
 
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _READING_SUFFIXES = ("24.2.3", "24.2.1", "24.3.0")
+_LAYOUT_MEMO = 16
+"""Telegram layouts remembered (a meter has one; a test suite or a file of captures more)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,10 +28,12 @@ class Rejection:
 class TelegramParser:
     """Verifies a frame's CRC and reads its lines; never raises on bad bytes."""
 
-    __slots__ = ("_objects",)
+    __slots__ = ("_last_mbus", "_layouts", "_objects")
 
     def __init__(self, objects: ObjectParser) -> None:
         self._objects = objects
+        self._last_mbus: tuple[list[CosemObject], tuple[MbusDevice, ...]] = ([], ())
+        self._layouts: dict[tuple[tuple[str, ...], tuple[str, ...]], Mapping[str, str]] = {}
 
     def parse(self, frame: bytes) -> Telegram | Rejection:
         """Turn ``frame`` (from ``/`` through the line after ``!``) into a telegram."""
@@ -57,22 +63,16 @@ class TelegramParser:
 
     def _read(self, body: bytes, crc: int | None, frame: bytes) -> Telegram:
         # latin-1 maps every byte to one character, so decoding cannot fail.
-        lines = body[:-1].decode("latin-1").splitlines()
+        text = body[:-1].decode("latin-1")
+        lines = text.splitlines()
+        if "\n(" in text:
+            lines = _join_continuations(lines)
         header = lines[0][1:].strip()
         parse_object = self._objects.parse
         objects: dict[str, CosemObject] = {}
-        keys: dict[str, str] = {}
         unparsed: list[str] = []
         on_mbus: list[CosemObject] = []
-        count = len(lines)
-        index = 1
-        while index < count:
-            line = lines[index]
-            index += 1
-            # DSMR 2.2/3: the value of 0-n:24.3.0 continues on the following line(s).
-            while index < count and lines[index][:1] == "(":
-                line += lines[index].strip()
-                index += 1
+        for line in lines[1:]:
             obj = parse_object(line)
             if obj is None:
                 stripped = line.strip()
@@ -89,15 +89,55 @@ class TelegramParser:
             objects[obis] = obj
             if obj.channel:
                 on_mbus.append(obj)
-            else:
-                definition = obj.definition
-                keys[obis] = definition.key if definition is not None else object_key(obj)
-        devices = _mbus_devices(objects, on_mbus) if on_mbus else ()
-        if devices:
+        devices = self._devices(objects, on_mbus) if on_mbus else ()
+        return Telegram(
+            header, objects, crc, self._keys(objects, devices), devices, tuple(unparsed), frame
+        )
+
+    def _devices(
+        self, objects: dict[str, CosemObject], on_mbus: list[CosemObject]
+    ) -> tuple[MbusDevice, ...]:
+        """The M-Bus devices; the previous telegram's when its M-Bus objects were the same
+        (the line memo hands out the very same objects for unchanged lines)."""
+        previous, devices = self._last_mbus
+        if len(previous) == len(on_mbus) and all(
+            a is b for a, b in zip(previous, on_mbus, strict=True)
+        ):
+            return devices
+        devices = _mbus_devices(objects, on_mbus)
+        self._last_mbus = (on_mbus, devices)
+        return devices
+
+    def _keys(
+        self, objects: dict[str, CosemObject], devices: tuple[MbusDevice, ...]
+    ) -> Mapping[str, str]:
+        """Every object's stable key; memoised per layout (the codes and M-Bus device names),
+        which stays the same from one telegram to the next."""
+        layout = (tuple(objects), tuple(device.name for device in devices))
+        keys = self._layouts.get(layout)
+        if keys is None:
             by_channel = {device.channel: device for device in devices}
-            for obj in on_mbus:
-                keys[obj.obis] = object_key(obj, by_channel[obj.channel])
-        return Telegram(header, objects, crc, keys, devices, tuple(unparsed), frame)
+            keys = MappingProxyType(
+                {
+                    obis: object_key(obj, by_channel.get(obj.channel) if obj.channel else None)
+                    for obis, obj in objects.items()
+                }
+            )
+            if len(self._layouts) >= _LAYOUT_MEMO:
+                self._layouts.clear()
+            self._layouts[layout] = keys
+        return keys
+
+
+def _join_continuations(lines: list[str]) -> list[str]:
+    """DSMR 2.2/3: the value of 0-n:24.3.0 continues on the following line(s)."""
+    joined: list[str] = []
+    for line in lines:
+        if line[:1] == "(" and len(joined) > 1:
+            joined[-1] += line.strip()
+        else:
+            joined.append(line)
+    return joined
 
 
 def _mbus_devices(
