@@ -9,7 +9,7 @@ may have lost them). The payloads themselves come from the pure builders in
 
 import logging
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Hashable, Iterable
 
 from p1mqtt.discovery import (
     ha_computed_entities,
@@ -47,7 +47,7 @@ class Announcer:
         self._homie_base = homie_base
         self._homie_device = homie_device
         self._requested = threading.Event()
-        self._layout: tuple[str, ...] | None = None
+        self._layout: tuple[tuple[str, ...], Hashable] | None = None
         self._stale = False
 
     @property
@@ -59,9 +59,13 @@ class Announcer:
         """Announce again with the next telegram (thread-safe: called from paho's thread)."""
         self._requested.set()
 
-    def due(self, telegram: Telegram) -> bool:
-        """Whether announcements are due with ``telegram`` (call once per telegram)."""
-        layout = tuple(telegram.keys.values())
+    def due(self, telegram: Telegram, computed: Hashable = None) -> bool:
+        """Whether announcements are due with ``telegram`` (call once per telegram).
+
+        ``computed`` describes the computed topics' shape (which capacity and totals figures
+        exist); a change in it, as in the telegram's readings, announces again.
+        """
+        layout = (tuple(telegram.keys.values()), computed)
         if self._requested.is_set() or layout != self._layout:
             self._requested.clear()
             self._layout = layout

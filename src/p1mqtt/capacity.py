@@ -16,7 +16,7 @@ import json
 import logging
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_CEILING, ROUND_HALF_UP, Decimal
 
 from p1mqtt.protocol import CosemObject, ProfileEntry, Scalar, Telegram
@@ -128,6 +128,9 @@ def shed_needed(
 # --- the 12-month average ----------------------------------------------------------------------
 
 
+_ONE_DAY = timedelta(days=1)
+
+
 def _month_index(year: int, month: int) -> int:
     return year * 12 + month - 1
 
@@ -135,10 +138,8 @@ def _month_index(year: int, month: int) -> int:
 def _entry_month(entry: ProfileEntry) -> int | None:
     """The month an entry covers: from its period end, else from the time of its peak."""
     if entry.period_end is not None:
-        period = entry.period
-        if period is not None:
-            year, month = period.split("-")
-            return _month_index(int(year), int(month))
+        last_day = entry.period_end - _ONE_DAY
+        return _month_index(last_day.year, last_day.month)
     if entry.timestamp is not None:
         return _month_index(entry.timestamp.year, entry.timestamp.month)
     return None
@@ -207,7 +208,10 @@ def rolling_average(
     The mean of :func:`billed_months`. With fewer than 12 months known, the mean is over the
     months known, as Fluvius does for meters with a shorter history; with none, the floor.
     """
-    values = billed_months(history, month_peak, month=month, floor_kw=floor_kw)
+    return _mean(billed_months(history, month_peak, month=month, floor_kw=floor_kw), floor_kw)
+
+
+def _mean(values: Sequence[Decimal], floor_kw: Decimal) -> Decimal:
     if not values:
         return floor_kw.quantize(_KW, ROUND_HALF_UP)
     return (sum(values, _ZERO) / len(values)).quantize(_KW, ROUND_HALF_UP)
@@ -340,7 +344,7 @@ def capacity_status(
         quarter_projected_kw=projected,
         month_peak_kw=month_peak,
         month_peak_at=month_peak_at,
-        rolling_average_kw=rolling_average(history, month_peak, month=time, floor_kw=floor_kw),
+        rolling_average_kw=_mean(months, floor_kw),
         rolling_months=len(months),
         floor_kw=floor_kw,
         margin_kw=margin_kw,

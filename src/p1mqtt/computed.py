@@ -58,13 +58,13 @@ class ComputedReadings:
             self._has_capacity = status is not None
             if status is not None:
                 out.append(Message(f"{self._prefix}/capacity", status.to_json(), self._qos))
-        if self._tracker is not None:
-            totals = self._tracker.update(telegram)
+        tracker = self._tracker
+        if tracker is not None and tracker.observe(telegram) and now >= self._next_totals:
+            totals = tracker.current()
             if totals is not None:
+                self._next_totals = now + self._totals_interval
                 self._registers = tuple(totals.day.values)
-                if now >= self._next_totals:
-                    self._next_totals = now + self._totals_interval
-                    out.append(Message(f"{self._prefix}/totals", totals.to_json(), self._qos, True))
+                out.append(Message(f"{self._prefix}/totals", totals.to_json(), self._qos, True))
         return out
 
     def close(self) -> None:

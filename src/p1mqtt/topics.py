@@ -24,6 +24,9 @@ from p1mqtt.protocol import CosemObject, Scalar, Telegram
 __all__ = ["Message", "ReadingPolicy", "TopicMapper", "TopicRules", "plain_payload"]
 
 
+_PAYLOAD_MEMO = 512
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
     """One MQTT message to publish."""
@@ -126,6 +129,9 @@ class TopicMapper:
         self._rules = rules
         self._last: dict[str, _Published] = {}
         self._selected: dict[tuple[str, str], tuple[bool, ReadingPolicy]] = {}
+        # id(object) -> (object, payload): the decoder hands out the same object for a line
+        # that did not change, and holding it keeps the id from being reused.
+        self._payloads: dict[int, tuple[CosemObject, str]] = {}
 
     @property
     def rules(self) -> TopicRules:
@@ -155,11 +161,19 @@ class TopicMapper:
         if not rules.readings:
             return out
         prefix = rules.prefix
+        payloads = self._payloads
         for key, obj in telegram.by_key():
             wanted, policy = self._selection(obj.obis, key)
             if not wanted:
                 continue
-            payload = plain_payload(obj)
+            memo = payloads.get(id(obj))
+            if memo is not None and memo[0] is obj:
+                payload = memo[1]
+            else:
+                payload = plain_payload(obj)
+                if len(payloads) >= _PAYLOAD_MEMO:
+                    payloads.clear()
+                payloads[id(obj)] = (obj, payload)
             if not self._due(key, payload, policy, now):
                 continue
             out.append(Message(f"{prefix}/{key}", payload, rules.qos, rules.retain_readings))

@@ -204,12 +204,26 @@ class TotalsTracker:
 
     def update(self, telegram: Telegram) -> Totals | None:
         """Take one telegram; return the totals, or ``None`` without a time or any register."""
+        return self.current() if self.observe(telegram) else None
+
+    def current(self) -> Totals | None:
+        """The totals as of the last telegram taken, ``None`` before the first."""
+        if self._last_time is None or not self._periods:
+            return None
+        return self._totals(self._last_time)
+
+    def observe(self, telegram: Telegram) -> bool:
+        """Take one telegram; False when it has no time or no register (then it is ignored).
+
+        Cheaper than :meth:`update` when the totals are published less often than telegrams
+        arrive: build them with :meth:`current` when needed.
+        """
         time = telegram.timestamp
         if time is None:
-            return None
+            return False
         registers = select_registers(telegram)
         if not registers and not self._last:
-            return None
+            return False
         urgent = self._follow_replacements(registers)
         urgent |= self._roll_periods(time, registers)
         for key, (value, unit) in registers.items():
@@ -224,7 +238,7 @@ class TotalsTracker:
             or _seconds(time, self._saved_at) >= self._save_interval.total_seconds()
         ):
             self._save(time)
-        return self._totals(time)
+        return True
 
     def flush(self) -> None:
         """Write the state file now if anything changed since the last write (at shutdown)."""

@@ -196,7 +196,7 @@ class MeterConfig(BaseModel):
     def _check_timezone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ValueError, ZoneInfoNotFoundError):
+        except (ValueError, OSError, ZoneInfoNotFoundError):  # OSError: "Europe", a directory
             raise ValueError("expected an IANA time zone name such as Europe/Brussels") from None
         return value
 
@@ -446,10 +446,14 @@ class FiltersConfig(BaseModel):
         description="Seconds between publications of one reading; 0 publishes all.",
     )
     on_change: bool = Field(
-        default=False, description="Publish a reading only when its value changes."
+        default=True,
+        description=(
+            "Publish a reading only when its value changes (the telegram topic always carries "
+            "every telegram); false publishes every reading of every telegram."
+        ),
     )
     heartbeat: float = Field(
-        default=0.0,
+        default=60.0,
         ge=0,
         description=(
             "With on_change, re-publish an unchanged value at least this often (s); 0 = never."
