@@ -128,6 +128,8 @@ def main() -> int:
                 PREFIX,
                 "--log-level",
                 "WARNING",
+                "--data-dir",
+                str(Path(scratch) / "state"),
             ],
             env={**os.environ, "P1MQTT_HOMEASSISTANT_ENABLED": "false"},
         )

@@ -9,7 +9,7 @@ may have lost them). The payloads themselves come from the pure builders in
 
 import logging
 import threading
-from collections.abc import Callable, Hashable, Iterable
+from collections.abc import Callable, Hashable, Mapping
 
 from p1mqtt.discovery import (
     ha_computed_entities,
@@ -73,7 +73,7 @@ class Announcer:
         return False
 
     def discovery(
-        self, telegram: Telegram, *, capacity: bool, totals: Iterable[str]
+        self, telegram: Telegram, *, capacity: bool, totals: Mapping[str, str | None]
     ) -> list[Message]:
         """The Home Assistant configs for ``telegram`` (empty when Home Assistant is off)."""
         if self._discovery_prefix is None:

@@ -2,8 +2,10 @@
 totals per day, month and year (``<prefix>/totals``)."""
 
 import logging
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
+from types import MappingProxyType
 
 from p1mqtt.capacity import capacity_status
 from p1mqtt.config import CapacityConfig, TotalsConfig
@@ -37,7 +39,7 @@ class ComputedReadings:
         self._totals_interval = totals.publish_interval
         self._tracker = TotalsTracker(state_file, zone) if totals.enabled else None
         self._next_totals = float("-inf")
-        self._registers: tuple[str, ...] = ()
+        self._registers: Mapping[str, str | None] = MappingProxyType({})
         self._has_capacity = False
 
     @property
@@ -46,8 +48,8 @@ class ComputedReadings:
         return self._has_capacity
 
     @property
-    def registers(self) -> tuple[str, ...]:
-        """The registers the totals carry (for Home Assistant entities)."""
+    def registers(self) -> Mapping[str, str | None]:
+        """The registers the totals carry, with the meter's unit (for Home Assistant)."""
         return self._registers
 
     def messages(self, telegram: Telegram, now: float) -> list[Message]:
@@ -63,7 +65,10 @@ class ComputedReadings:
             totals = tracker.current()
             if totals is not None:
                 self._next_totals = now + self._totals_interval
-                self._registers = tuple(totals.day.values)
+                if set(totals.day.values) != set(self._registers):
+                    self._registers = MappingProxyType(
+                        {key: totals.units.get(key) for key in totals.day.values}
+                    )
                 out.append(Message(f"{self._prefix}/totals", totals.to_json(), self._qos, True))
         return out
 

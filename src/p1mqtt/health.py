@@ -29,6 +29,10 @@ class Health:
     mqtt_reconnects: int = 0
     telegrams_dropped: int = 0
     queue_depth: int = 0
+    outbox_depth: int = 0
+    """Telegrams kept on disk until the broker acknowledges them (store and forward)."""
+    outbox_dropped: int = 0
+    """Telegrams dropped from the store-and-forward queue since start (full or too old)."""
     last_telegram: float | None = None
     port_state: str = "opening"
     broker_state: str = "connecting"
@@ -84,6 +88,8 @@ class Health:
             "mqtt_reconnects": self.mqtt_reconnects,
             "telegrams_dropped": self.telegrams_dropped,
             "queue_depth": self.queue_depth,
+            "outbox_depth": self.outbox_depth,
+            "outbox_dropped": self.outbox_dropped,
             "last_telegram_age": age,
             "last_rejection": self.last_rejection,
             "uptime": round(now - self.started, 1),

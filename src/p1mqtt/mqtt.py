@@ -144,11 +144,13 @@ class _Message(NamedTuple):
     qos: int
     retain: bool
     internal: bool = False  # availability messages: not counted as published
+    on_delivered: Callable[[], None] | None = None  # never dropped from a full queue
 
 
 class _Problem(NamedTuple):
     text: str
     level: int  # WARNING: may heal by itself; ERROR: needs a person to change something
+    guess: bool = False  # inferred from a bare close, not read from an error or TLS alert
 
 
 class _ClosingSSLSocket(ssl.SSLSocket):
@@ -181,9 +183,16 @@ class MqttPublisher:
     ``publish()`` never blocks on the network. While disconnected, QoS 1/2 messages wait in a
     queue of at most ``queue_size`` messages (when it is full the oldest are dropped, counted in
     :attr:`dropped` and logged once, with the count when the broker is back); QoS 0 messages are
-    dropped and counted. After a reconnect, messages that were in flight are re-sent first, then
-    the queue, in publishing order (QoS 1 means at least once: a message whose acknowledgement
-    was lost in the cut is delivered twice).
+    dropped and counted. A retained message published while disconnected replaces a retained
+    message to the same topic still waiting in the queue (the broker would keep only the newest
+    anyway), so a long outage does not replay every second of latest-state topics. After a
+    reconnect, messages that were in flight are re-sent first, then the queue, in publishing
+    order (QoS 1 means at least once: a message whose acknowledgement was lost in the cut is
+    delivered twice).
+
+    A message published with ``on_delivered`` is never dropped from a full queue nor replaced
+    (the caller bounds how many it has outstanding, e.g. the store-and-forward queue); the
+    callback tells when the broker has it.
 
     Broker ACLs: with MQTT 5 the broker answers a denied publish with the PUBACK reason "Not
     authorized"; it is counted in :attr:`rejected` and logged once per topic. With MQTT 3.1.1
@@ -215,6 +224,8 @@ class MqttPublisher:
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
         self._pending: deque[_Message] = deque()
+        # Retained messages published while disconnected, by topic: the next one replaces it.
+        self._replaceable: dict[str, _Message] = {}
         self._inflight: dict[int, _Message] = {}
         self._unsent_qos0: list[tuple[paho.MQTTMessageInfo, _Message]] = []
         self._state: Literal["new", "running", "stopping", "stopped"] = "new"
@@ -237,6 +248,7 @@ class MqttPublisher:
         # Failure log de-duplication (network thread only).
         self._failure_key: str | None = None
         self._failure_is_flap = False
+        self._failure_precise = False
         self._failure_repeats = 0
         self._failure_logged_at = 0.0
         self._failures_in_row = 0
@@ -248,6 +260,7 @@ class MqttPublisher:
         self._session_hint: str | None = None
         self._session_disconnect: tuple[ReasonCode, bool] | None = None
         self._subscriptions: dict[str, Callable[[str, bytes], None]] = {}
+        self._wake_pending = False
 
     def __repr__(self) -> str:
         """Show the broker and the state, never credentials."""
@@ -354,9 +367,22 @@ class MqttPublisher:
         self._subscriptions[topic_filter] = callback
 
     def publish(
-        self, topic: str, payload: str | bytes, *, qos: int = 1, retain: bool = False
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        on_delivered: Callable[[], None] | None = None,
     ) -> None:
         """Queue one message for the broker; never blocks on the network.
+
+        ``on_delivered()`` is called on the network thread once the broker acknowledged the
+        message (QoS 1/2; also when an MQTT 5 broker refused it, which is counted in
+        :attr:`rejected` and logged: sending it again would be refused again) or once it was
+        written to the socket (QoS 0). It is never called for a message that is given up: QoS 0
+        while disconnected, or whatever is still queued when :meth:`stop` ends. It must be
+        quick and must not call this publisher's :meth:`flush` or :meth:`stop`.
 
         Raises :class:`UsageError` for an invalid topic, QoS or payload, or after ``stop()``.
         """
@@ -375,12 +401,20 @@ class MqttPublisher:
             if qos == 0 and not self._connected:
                 self._dropped += 1
                 return
-            if len(self._pending) >= self._settings.queue_size:
-                self._pending.popleft()
-                self._dropped += 1
+            message = _Message(topic, data, qos, retain, on_delivered=on_delivered)
+            if retain and on_delivered is None and not self._connected:
+                replaced = self._replaceable.get(topic)
+                if replaced is not None:
+                    self._remove_pending(replaced)
+                self._replaceable[topic] = message
+            if len(self._pending) >= self._settings.queue_size and self._drop_oldest():
                 self._drops_unreported += 1
                 first_drop = self._drops_unreported == 1
-            self._pending.append(_Message(topic, data, qos, retain))
+            self._pending.append(message)
+            # One wake-up byte per batch: the network thread clears the flag before it drains
+            # the socket and feeds, so a message queued after that sends a new one.
+            wake = not self._wake_pending
+            self._wake_pending = True
         if first_drop:
             logger.warning(
                 "the MQTT queue is full (%d messages): dropping the oldest messages until the "
@@ -388,7 +422,8 @@ class MqttPublisher:
                 self._settings.queue_size,
                 self._settings.address,
             )
-        self._wake()
+        if wake:
+            self._wake()
 
     def wait_connected(self, timeout: float) -> bool:
         """Wait until the broker accepted the connection; return whether it did in time."""
@@ -446,9 +481,11 @@ class MqttPublisher:
                 )
         else:
             with self._lock:
-                discarded = len(self._pending)
+                # Messages with on_delivered belong to a caller that keeps them (on disk).
+                discarded = sum(m.on_delivered is None for m in self._pending)
                 self._dropped += discarded
                 self._pending.clear()
+                self._replaceable.clear()
             if discarded:
                 logger.warning(
                     "stopping while disconnected from MQTT broker %s: %d queued messages "
@@ -474,6 +511,24 @@ class MqttPublisher:
 
     def _idle(self) -> bool:
         return not (self._pending or self._inflight or self._unsent_qos0)
+
+    def _drop_oldest(self) -> bool:
+        """Drop the oldest queued message that may be dropped (lock held); False if none may."""
+        for index, message in enumerate(self._pending):
+            if message.on_delivered is None:
+                del self._pending[index]
+                if self._replaceable.get(message.topic) is message:
+                    del self._replaceable[message.topic]
+                self._dropped += 1
+                return True
+        return False
+
+    def _remove_pending(self, message: _Message) -> None:
+        """Take ``message`` out of the queue (lock held); it is usually near the end."""
+        for index in range(len(self._pending) - 1, -1, -1):
+            if self._pending[index] is message:
+                del self._pending[index]
+                return
 
     def _wake(self) -> None:
         with self._lock:
@@ -623,6 +678,8 @@ class MqttPublisher:
             except (OSError, ValueError):
                 return
             if wake_r in readable:
+                with self._lock:
+                    self._wake_pending = False
                 self._drain_wake(wake_r)
             if sock in readable or tls_buffered:
                 client.loop_read()
@@ -668,6 +725,7 @@ class MqttPublisher:
             )
 
     def _reap_qos0(self) -> None:
+        written: list[_Message] = []
         with self._changed:
             if not self._unsent_qos0:
                 return
@@ -675,10 +733,14 @@ class MqttPublisher:
             for info, message in self._unsent_qos0:
                 if not info.is_published():
                     remaining.append((info, message))
-                elif not message.internal:
+                    continue
+                written.append(message)
+                if not message.internal:
                     self._published += 1
             self._unsent_qos0 = remaining
             self._changed.notify_all()
+        for message in written:
+            _notify_delivered(message)
 
     def _session_ended(self) -> None:
         settings = self._settings
@@ -693,9 +755,8 @@ class MqttPublisher:
             self._inflight.clear()
             self._dropped += len(self._unsent_qos0)
             self._unsent_qos0.clear()
-            while len(self._pending) > settings.queue_size:
-                self._pending.popleft()
-                self._dropped += 1
+            while len(self._pending) > settings.queue_size and self._drop_oldest():
+                pass
             self._changed.notify_all()
         if resend:
             logger.debug("%d unacknowledged MQTT messages go back to the queue", resend)
@@ -729,6 +790,11 @@ class MqttPublisher:
     def _connect_failed(self, problem: _Problem, *, flap: bool = False) -> None:
         settings = self._settings
         now = time.monotonic()
+        if problem.guess and self._failure_precise and self._failure_key is not None:
+            # The same refusal caught a moment later (the bare close rather than the TLS
+            # alert before it, as happens by turns): count it under the precise explanation
+            # already logged instead of alternating two lines at every attempt.
+            problem = problem._replace(text=self._failure_key, guess=False)
         with self._lock:
             self._connect_failures += 1
             self._last_error = problem.text
@@ -737,6 +803,7 @@ class MqttPublisher:
             self._flush_failure_summary(now)
             self._failure_key = problem.text
             self._failure_is_flap = flap
+            self._failure_precise = not problem.guess and problem.level >= logging.ERROR
             self._failure_repeats = 0
             self._failure_logged_at = now
             logger.log(
@@ -794,6 +861,7 @@ class MqttPublisher:
         self._session_up = True
         with self._changed:
             self._connected = True
+            self._replaceable.clear()
             if self._ever_connected:
                 self._reconnects += 1
             self._ever_connected = True
@@ -873,6 +941,7 @@ class MqttPublisher:
             elif not message.internal:
                 self._published += 1
             self._changed.notify_all()
+        _notify_delivered(message)
         if first_denial:
             advice = (
                 ": the broker's ACL does not allow this user to publish there"
@@ -918,16 +987,19 @@ class MqttPublisher:
                     "certificate (require_certificate) and none was sent: set certfile and "
                     "keyfile",
                     logging.ERROR,
+                    guess=True,
                 )
             return _Problem(
                 f"the broker {settings.address} closed the TLS connection right after the "
                 "handshake without answering; it probably rejected our client certificate",
                 logging.ERROR,
+                guess=True,
             )
         return _Problem(
             f"the broker {settings.address} closed the connection without answering the MQTT "
             "CONNECT; if this port expects TLS, set use_tls",
             logging.ERROR,
+            guess=True,
         )
 
     def _loss_reason(self) -> str:
@@ -950,6 +1022,16 @@ class MqttPublisher:
 
 
 # -- pure helpers ----------------------------------------------------------------------------
+
+
+def _notify_delivered(message: _Message) -> None:
+    """Tell the publisher of ``message`` that the broker has it (network thread, no lock)."""
+    if message.on_delivered is None:
+        return
+    try:
+        message.on_delivered()
+    except Exception:
+        logger.exception("the on_delivered callback for %s failed", message.topic)
 
 
 def _topic_problem(topic: str) -> str | None:

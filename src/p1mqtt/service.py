@@ -9,7 +9,13 @@ Roles (from the original design, merged where a queue would only add a hop):
   silence detection (log, publish, reopen the port) and periodic ``<prefix>/health``;
 * the **sink** (paho-mqtt's own network thread) publishes, queueing while the broker is away.
 
-Stopping (SIGTERM, Ctrl+C): stop reading, publish what is queued, mark ``offline``, disconnect.
+The ``<prefix>/telegram`` stream goes through the store-and-forward queue on disk
+(:mod:`p1mqtt.forwarder`): kept until the broker acknowledged it, across outages and restarts.
+The per-reading topics go straight to the sink, which keeps only their newest values while the
+broker is away (they are all published again after a reconnect anyway).
+
+Stopping (SIGTERM, Ctrl+C): stop reading, publish what is queued, mark ``offline``, disconnect;
+telegrams not acknowledged by then stay on disk for the next start.
 A thread that dies of an unexpected exception logs it with its traceback and stops the service
 with exit status 1: never a process that runs on with a dead thread.
 """
@@ -30,8 +36,10 @@ from p1mqtt.computed import ComputedReadings
 from p1mqtt.config import Config
 from p1mqtt.discovery import ha_birth_topic, homie_will
 from p1mqtt.faultlog import FaultLog
+from p1mqtt.forwarder import Forwarder
 from p1mqtt.health import Health
 from p1mqtt.mqtt import MqttPublisher, MqttSettings
+from p1mqtt.outbox import OUTBOX_FILE, Outbox, OutboxError
 from p1mqtt.paths import default_data_dir
 from p1mqtt.protocol import (
     Decoder,
@@ -53,8 +61,12 @@ logger = logging.getLogger(__name__)
 
 QUEUE_SIZE = 1000
 """Decoded batches held for the processor: about 16 minutes of telegrams at one per second."""
-STOP_TIMEOUT = 3.0
-"""Seconds the sink gets to publish what is queued and mark offline when stopping."""
+STOP_BUDGET = 4.0
+"""Seconds a stop may take once the reader ended: forwarding, then the sinks' flush and close."""
+FORWARD_ON_STOP = 1.0
+"""Seconds of :data:`STOP_BUDGET` for handing queued telegrams to a connected broker."""
+PRUNE_INTERVAL = 60.0
+"""Seconds between two applications of the store-and-forward queue's size and age bounds."""
 
 
 class Sink(Protocol):
@@ -133,13 +145,34 @@ def prepare_data_dir(config: Config) -> Path | None:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as error:
         logger.warning(
-            "cannot use the data directory %s (%s): energy totals and the status file for "
-            "`p1mqtt health` are off; set storage.data_dir or --data-dir",
+            "cannot use the data directory %s (%s): energy totals, the status file for "
+            "`p1mqtt health` and the store-and-forward queue are off; set storage.data_dir or "
+            "--data-dir",
             directory,
             error.strerror or error,
         )
         return None
     return directory
+
+
+def open_outbox(config: Config, data_dir: Path | None) -> Outbox | None:
+    """The store-and-forward queue in ``data_dir``; None (with a warning) when unusable."""
+    if data_dir is None:
+        return None
+    storage = config.storage
+    try:
+        return Outbox(
+            data_dir / OUTBOX_FILE,
+            max_bytes=int(storage.outbox_max_mb * 1_000_000),
+            max_age=storage.outbox_max_age_days * 86_400,
+        )
+    except OutboxError as error:
+        logger.warning(
+            "%s: the store-and-forward queue is off, telegrams published while the broker is "
+            "away are kept in memory only",
+            error,
+        )
+        return None
 
 
 def topic_rules(config: Config) -> TopicRules:
@@ -194,6 +227,7 @@ class Bridge:
     ) -> None:
         self._config = config
         self._prefix = config.topics.prefix
+        self._telegram_topic = f"{self._prefix}/telegram"
         self._qos = config.mqtt.qos
         self._decoder = Decoder(
             config.meter.timezone, max_telegram_size=config.meter.max_telegram_size
@@ -238,6 +272,11 @@ class Bridge:
         self._homie_sink: Sink | None = homie_sink
         if config.homie.enabled and homie_sink is None:
             self._homie_sink = MqttPublisher(homie_settings(config))
+        self._forwarder: Forwarder | None = None
+        if config.topics.telegram and isinstance(self._sink, MqttPublisher):
+            outbox = open_outbox(config, data_dir)
+            if outbox is not None:
+                self._forwarder = Forwarder(outbox, self._sink, wake=self._wake)
         self._computed = ComputedReadings(
             prefix=self._prefix,
             qos=self._qos,
@@ -347,20 +386,29 @@ class Bridge:
         finally:
             self._notifier.stopping()
             reader.join()
-            now = time.monotonic()
-            self._publish_health(now)
-            self._write_status(now, force=True)
-            self._faults.flush(float("inf"))
-            self._computed.close()
-            if self._homie_sink is not None:
-                self._homie_sink.stop(STOP_TIMEOUT)
-            self._sink.stop(STOP_TIMEOUT)
+            self._shut_down()
         return 0 if self._failure is None else 1
+
+    def _shut_down(self) -> None:
+        now = time.monotonic()
+        deadline = now + STOP_BUDGET
+        if self._forwarder is not None:
+            self._forwarder.drain(now + FORWARD_ON_STOP)
+        self._publish_health(now)
+        self._write_status(now, force=True)
+        self._faults.flush(float("inf"))
+        self._computed.close()
+        if self._homie_sink is not None:
+            self._homie_sink.stop(max(0.5, (deadline - time.monotonic()) / 2))
+        self._sink.stop(max(0.5, deadline - time.monotonic()))
+        if self._forwarder is not None:
+            self._forwarder.close()
 
     def _process_until_end(self, stop: threading.Event, reader: threading.Thread) -> None:
         interval = self._config.health.publish_interval
         now = time.monotonic()
         next_health = now
+        next_prune = now
         while True:
             timeout = max(0.0, min(next_health - now, 0.5))
             try:
@@ -372,6 +420,11 @@ class Bridge:
                 return
             if isinstance(item, _Batch):
                 self._process(item)
+            if self._forwarder is not None:
+                self._forwarder.pump()
+                if now >= next_prune:
+                    self._health.outbox_dropped += self._forwarder.prune(time.time()).total
+                    next_prune = now + PRUNE_INTERVAL
             if not stop.is_set():
                 self._check_silence(now)
             if now >= next_health or self._state_changed.is_set():
@@ -407,15 +460,22 @@ class Bridge:
         telegram_json = self._encoder.encode(telegram) if mapper.rules.telegram else None
         readings = mapper.messages(telegram, telegram_json, at)
         computed = self._computed.messages(telegram, at)
-        announce = self._announcer.due(telegram)
-        messages: list[Message] = []
+        announce = self._announcer.due(
+            telegram, (self._computed.has_capacity, tuple(self._computed.registers))
+        )
         if announce:
-            messages += self._announcer.discovery(
-                telegram, capacity=self._computed.has_capacity, totals=self._computed.registers
+            self._send(
+                self._sink,
+                self._announcer.discovery(
+                    telegram, capacity=self._computed.has_capacity, totals=self._computed.registers
+                ),
             )
-        messages += readings
-        messages += computed
-        self._send(self._sink, messages)
+        direct = readings
+        if self._forwarder is not None and readings and readings[0].topic == self._telegram_topic:
+            meter_time = telegram.timestamp
+            self._forwarder.add(readings[0], None if meter_time is None else meter_time.isoformat())
+            direct = readings[1:]
+        self._send(self._sink, direct + computed)
         if self._homie_sink is not None:
             start = len(self._prefix) + 1
             published = {m.topic[start:] for m in readings}
@@ -467,6 +527,8 @@ class Bridge:
 
     def _publish_health(self, now: float) -> None:
         self._health.queue_depth = self._queue.qsize()
+        if self._forwarder is not None:
+            self._health.outbox_depth = self._forwarder.depth
         self._sink.publish(
             f"{self._prefix}/health", self._health.to_json(now), qos=self._qos, retain=True
         )

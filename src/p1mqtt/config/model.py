@@ -583,7 +583,7 @@ class StorageConfig(BaseModel):
         ),
     )
     outbox_max_mb: float = Field(
-        default=100.0,
+        default=150.0,
         gt=0,
         description=(
             "Largest size of the store-and-forward queue, in MB; when full, the oldest "

@@ -37,6 +37,7 @@ from p1mqtt import __version__
 from p1mqtt.discovery._meter import (
     ENUM_LABELS,
     MeterIdentity,
+    canonical_unit,
     decimals,
     is_numeric,
     mbus_device_name,
@@ -484,6 +485,8 @@ _TOTAL_NAMES = {
     "energy_import": "Energy imported",
     "energy_export": "Energy exported",
 }
+_ENERGY_UNITS = frozenset({"Wh", "kWh", "MWh", "GJ", "MJ"})
+_NO_UNITS: Mapping[str, str | None] = MappingProxyType({})
 
 
 def _capacity_entities(meter: MeterIdentity, prefix: str) -> list[HaEntity]:
@@ -508,24 +511,27 @@ def _capacity_entities(meter: MeterIdentity, prefix: str) -> list[HaEntity]:
 
 
 def _totals_entities(
-    telegram: Telegram, meter: MeterIdentity, prefix: str, registers: Iterable[str]
+    meter: MeterIdentity, prefix: str, registers: Mapping[str, str | None]
 ) -> list[HaEntity]:
     topic = f"{prefix}/totals"
     device = _main_identifier(meter)
     entities: list[HaEntity] = []
-    for register in registers:
-        name = _TOTAL_NAMES.get(register)
-        unit, device_class = "kWh", "energy"
-        if name is None:
-            definition_key = register.rsplit("_", 1)[-1]
-            medium = register.split("_", 1)[0]
-            name = f"{medium.replace('_', ' ').capitalize()} {definition_key}"
-            unit = "m³" if definition_key == "volume" else "kWh"
-            device_class = {"gas": "gas", "water": "water"}.get(medium, "energy")
-            if device_class == "energy" and definition_key == "volume":
-                device_class = "water"
-        elif register.startswith("energy_") and register.count("_") > 1:
-            continue
+    for register, meter_unit in registers.items():
+        unit: str | None
+        device_class: str | None
+        if register.startswith("energy_"):
+            name = _TOTAL_NAMES.get(register)
+            if name is None:
+                continue  # per-tariff registers: the sums over the tariffs are enough here
+            unit, device_class = "kWh", "energy"
+        else:
+            medium, _, reading = register.rpartition("_")  # gas_volume, hot_water_volume
+            name = f"{medium.replace('_', ' ').capitalize()} {reading}"
+            unit = canonical_unit(meter_unit) or ("m³" if reading == "volume" else None)
+            if reading == "volume":
+                device_class = "gas" if medium.startswith("gas") else "water"
+            else:
+                device_class = "energy" if unit in _ENERGY_UNITS else None
         for period, words in _PERIODS:
             entities.append(
                 HaEntity(
@@ -546,17 +552,21 @@ def _totals_entities(
 
 
 def ha_computed_entities(
-    telegram: Telegram, *, prefix: str, capacity: bool, totals: Iterable[str] = ()
+    telegram: Telegram,
+    *,
+    prefix: str,
+    capacity: bool,
+    totals: Mapping[str, str | None] = _NO_UNITS,
 ) -> list[HaEntity]:
     """Entities for the computed topics: ``<prefix>/capacity`` and ``<prefix>/totals``.
 
-    ``capacity`` adds the capacity-tariff figures; ``totals`` names the registers the totals
-    JSON carries (``energy_import``, ``gas_volume``...), each shown today, this month and this
-    year.
+    ``capacity`` adds the capacity-tariff figures; ``totals`` maps the registers the totals
+    JSON carries (``energy_import``, ``gas_volume``...) to the meter's unit; each is shown
+    today, this month and this year.
     """
     meter = meter_identity(telegram)
     entities = _capacity_entities(meter, prefix) if capacity else []
-    return entities + _totals_entities(telegram, meter, prefix, totals)
+    return entities + _totals_entities(meter, prefix, totals)
 
 
 # --- templates and configs ----------------------------------------------------------------

@@ -1,0 +1,302 @@
+"""Store and forward: the telegram stream goes to disk first, then to the broker, in order.
+
+Each ``<prefix>/telegram`` message is appended to the :class:`~p1mqtt.outbox.Outbox` (one
+commit), then handed to the publisher in id order, at most :data:`WINDOW` at a time awaiting
+the broker's acknowledgement; each acknowledgement deletes its row. While the broker is away
+nothing new is handed (the publisher keeps, and re-sends first, what it already has), so the
+publisher's memory holds at most a window of the queue and never drops any of it. After a
+restart, the rows still on disk are handed again first, in order.
+
+Delivery is at least once: a row whose acknowledgement arrived but whose deletion had not been
+committed when the process was killed (deletions wait up to :data:`DELETE_DELAY` to share the
+next append's commit, so usually the last telegram) is sent again after the restart; a message
+whose
+acknowledgement was lost when the connection broke is sent again by the publisher. Subscribers
+that must not count a telegram twice can recognise it by its meter timestamp (``0-0:1.0.0``).
+
+Threads: everything runs on the bridge's processor thread except the acknowledgement callback,
+which runs on the publisher's network thread and only puts the row id on a queue (and wakes the
+processor while there is a backlog to hand on).
+"""
+
+import logging
+import queue
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from typing import Protocol
+
+from p1mqtt.outbox import Outbox, Pruned
+from p1mqtt.topics import Message
+
+__all__ = ["WINDOW", "DeliverySink", "Forwarder"]
+
+logger = logging.getLogger(__name__)
+
+WINDOW = 100
+"""Rows handed to the publisher and not yet acknowledged, at most."""
+DELETE_DELAY = 1.0
+"""Seconds acknowledged rows may wait to be deleted together with the next append (one commit
+per telegram instead of two); a kill in between sends them again after the restart."""
+
+
+class DeliverySink(Protocol):
+    """What the forwarder needs of a publisher (:class:`~p1mqtt.mqtt.MqttPublisher` is one)."""
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up."""
+
+    def publish(
+        self,
+        topic: str,
+        payload: str | bytes,
+        *,
+        qos: int = 1,
+        retain: bool = False,
+        on_delivered: Callable[[], None] | None = None,
+    ) -> None:
+        """Queue one message; call ``on_delivered`` once the broker acknowledged it."""
+
+
+class Forwarder:
+    """Moves messages through the outbox to the publisher (see the module docstring).
+
+    ``wake`` is called (from the network thread) when acknowledgements free room in the window
+    while rows wait to be handed, so the caller runs :meth:`pump` soon. When the outbox fails
+    (a full disk, a damaged file), the forwarder says so once and publishes directly from then
+    on, like a bridge without a data directory.
+    """
+
+    def __init__(
+        self,
+        outbox: Outbox,
+        sink: DeliverySink,
+        *,
+        window: int = WINDOW,
+        wake: Callable[[], None] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """Forward the rows of ``outbox`` (those from an earlier run first) to ``sink``."""
+        self._outbox: Outbox | None = outbox
+        self._clock = clock
+        self._sink = sink
+        self._window = window
+        self._wake = wake
+        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
+        self._handed: set[int] = set()
+        self._done: list[int] = []  # acknowledged, not deleted yet
+        self._done_since = 0.0
+        self._cursor = 0  # the id of the last row handed
+        self._backlog = threading.Event()  # rows wait for room in the window
+        self._woken = threading.Event()
+        self._held = bool(outbox.count)  # rows waited for the broker (or a restart)
+        self._late = 0  # rows handed since then
+        self._dropped = 0
+        oldest = outbox.pending(0, 1) if outbox.count else []
+        if oldest:
+            logger.info(
+                "the store-and-forward queue %s holds %d telegrams from an earlier run (the "
+                "oldest from %s); they are delivered first, in order",
+                outbox.path,
+                outbox.count,
+                oldest[0].meter_time or "an unknown time",
+            )
+
+    @property
+    def depth(self) -> int:
+        """Messages on disk awaiting the broker's acknowledgement."""
+        if self._outbox is None:
+            return 0
+        self._take_acks()
+        return self._outbox.count - len(self._done)
+
+    @property
+    def dropped(self) -> int:
+        """Messages dropped from the outbox because it was full or they were too old."""
+        return self._dropped
+
+    @property
+    def handed(self) -> int:
+        """Messages handed to the publisher and not acknowledged yet."""
+        return len(self._handed)
+
+    def add(self, message: Message, meter_time: str | None) -> None:
+        """Queue ``message`` on disk (with the acknowledged rows' deletion, one commit); pump."""
+        outbox = self._outbox
+        if outbox is None:
+            self._publish_directly(message)
+            return
+        self._take_acks()
+        try:
+            with outbox.batch():
+                outbox.delete(self._done)
+                outbox.append(
+                    message.topic, message.payload.encode(), message.qos, message.retain, meter_time
+                )
+        except sqlite3.Error as error:
+            self._failed(error)
+            self._publish_directly(message)
+            return
+        self._done.clear()
+        self.pump()
+
+    def pump(self) -> None:
+        """Delete the acknowledged rows; hand the next ones while connected and room is left."""
+        outbox = self._outbox
+        if outbox is None:
+            return
+        self._woken.clear()
+        try:
+            self._take_acks()
+            if self._done and (
+                len(self._done) >= self._window or self._clock() - self._done_since >= DELETE_DELAY
+            ):
+                outbox.delete(self._done)
+                self._done.clear()
+            self._hand(outbox)
+        except sqlite3.Error as error:
+            self._failed(error)
+
+    def prune(self, now: float) -> Pruned:
+        """Apply the outbox bounds (``now`` is wall-clock time); log what was dropped, once."""
+        outbox = self._outbox
+        if outbox is None:
+            return Pruned(0, 0)
+        try:
+            pruned = outbox.prune(now)
+        except sqlite3.Error as error:
+            self._failed(error)
+            return Pruned(0, 0)
+        if pruned.total:
+            self._dropped += pruned.total
+            reasons = []
+            if pruned.over_size:
+                reasons.append(f"{pruned.over_size} because the queue was full")
+            if pruned.too_old:
+                reasons.append(f"{pruned.too_old} older than the age limit")
+            logger.warning(
+                "store-and-forward queue: dropped %d queued telegrams, the oldest first (%s); "
+                "the broker has been unreachable too long for storage.outbox_max_mb / "
+                "storage.outbox_max_age_days",
+                pruned.total,
+                ", ".join(reasons),
+            )
+        return pruned
+
+    def drain(self, deadline: float) -> None:
+        """Hand and see acknowledged what can be before ``deadline`` (monotonic; stopping)."""
+        while self._outbox is not None and self._sink.connected:
+            self.pump()
+            if not self._handed or time.monotonic() >= deadline:
+                return
+            try:
+                row_id = self._acks.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                return
+            self._acks.put(row_id)
+
+    def close(self) -> None:
+        """Delete the rows acknowledged so far and close the outbox; the rest stays on disk."""
+        outbox = self._outbox
+        if outbox is None:
+            return
+        self._take_acks()
+        try:
+            outbox.delete(self._done)
+        except sqlite3.Error as error:
+            self._failed(error)
+            return
+        if outbox.count:
+            logger.info(
+                "%d telegrams stay in the store-and-forward queue %s for the next start",
+                outbox.count,
+                outbox.path,
+            )
+        outbox.close()
+        self._outbox = None
+
+    # -- internals --------------------------------------------------------------------------
+
+    def _hand(self, outbox: Outbox) -> None:
+        if self._cursor >= outbox.last_id:
+            self._caught_up()
+            return
+        if not self._sink.connected:
+            self._backlog.clear()
+            self._held = True
+            return
+        room = self._window - len(self._handed)
+        if room <= 0:
+            self._backlog.set()
+            return
+        rows = outbox.pending(self._cursor, room)
+        for row in rows:
+            self._sink.publish(
+                row.topic,
+                row.payload,
+                qos=max(1, row.qos),  # an acknowledgement is what deletes the row
+                retain=row.retain,
+                on_delivered=self._acknowledger(row.id),
+            )
+            self._handed.add(row.id)
+            self._cursor = row.id
+        if self._held:
+            self._late += len(rows)
+        if len(rows) < room:  # everything on disk is handed (the rest was pruned)
+            self._cursor = outbox.last_id
+            self._caught_up()
+        else:
+            self._backlog.set()
+
+    def _caught_up(self) -> None:
+        self._backlog.clear()
+        if self._held and self._late:
+            logger.info(
+                "store-and-forward queue caught up: %d telegrams kept while the broker was "
+                "away (or from an earlier run) were sent to it, in order",
+                self._late,
+            )
+        self._held = False
+        self._late = 0
+
+    def _acknowledger(self, row_id: int) -> Callable[[], None]:
+        def acknowledged() -> None:
+            self._acks.put(row_id)
+            if self._backlog.is_set() and not self._woken.is_set() and self._wake is not None:
+                self._woken.set()
+                self._wake()
+
+        return acknowledged
+
+    def _take_acks(self) -> None:
+        """Move the acknowledgements that arrived to ``_done``, freeing room in the window."""
+        while True:
+            try:
+                row_id = self._acks.get_nowait()
+            except queue.Empty:
+                return
+            if not self._done:
+                self._done_since = self._clock()
+            self._done.append(row_id)
+            self._handed.discard(row_id)
+
+    def _publish_directly(self, message: Message) -> None:
+        self._sink.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
+
+    def _failed(self, error: sqlite3.Error) -> None:
+        outbox = self._outbox
+        if outbox is None:
+            return
+        self._outbox = None
+        logger.error(
+            "the store-and-forward queue %s failed (%s): until p1mqtt restarts, telegrams are "
+            "published directly and not kept on disk while the broker is away",
+            outbox.path,
+            error,
+        )
+        try:
+            outbox.close()
+        except sqlite3.Error as close_error:
+            logger.debug("closing the failed queue: %s", close_error)
