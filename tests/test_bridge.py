@@ -341,3 +341,30 @@ def test_dump_shows_readings(meter: PtyMeter) -> None:
     assert stdout.count("telegram ") == 2
     assert "energy_import_tariff_1" in stdout
     assert "Energy imported, tariff 1 (day)" in stdout
+
+
+def test_replugged_cable_is_noticed_before_the_back_off_ends(
+    mosquitto: MosquittoBroker, meter: PtyMeter
+) -> None:
+    """With the back-off grown long, a cable replugged behind its path is read within 2 s."""
+    config = make_config(
+        mosquitto,
+        meter.path,
+        "t9",
+        **{"serial.reopen_delay_min": 1.0, "serial.reopen_delay_max": 30.0},
+    )
+    with Subscriber(mosquitto.host, mosquitto.port, "t9/telegram") as subscriber:
+        running = RunningBridge(config)
+        try:
+            wait_until(lambda: running.bridge.health.port_state == "open")
+            meter.unplug()
+            # Failed attempts after about 0, 1, 3 and 7 s; the next would be 8 s later.
+            threading.Event().wait(7.5)  # the outage itself, not synchronisation
+            meter.replug()
+            replugged_at = time.monotonic()
+            wait_until(lambda: running.bridge.health.port_state == "open", timeout=5)
+            meter.write(simulated(1)[0])
+            subscriber.wait_for(1, timeout=5)
+            assert time.monotonic() - replugged_at < 2.0
+        finally:
+            assert running.finish() == 0

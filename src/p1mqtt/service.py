@@ -65,6 +65,8 @@ STOP_BUDGET = 4.0
 """Seconds a stop may take once the reader ended: forwarding, then the sinks' flush and close."""
 FORWARD_ON_STOP = 1.0
 """Seconds of :data:`STOP_BUDGET` for handing queued telegrams to a connected broker."""
+BACKPRESSURE_LIMIT = 5.0
+"""Seconds the reader waits for room in a full queue before it drops the oldest batch."""
 PRUNE_INTERVAL = 60.0
 """Seconds between two applications of the store-and-forward queue's size and age bounds."""
 
@@ -239,6 +241,7 @@ class Bridge:
         self._dropped = 0
         self._bytes_since_telegram = 0
         self._republish = threading.Event()
+        self._stopping = threading.Event()
         self._state_changed = threading.Event()
         self._faults = FaultLog(logger)
         self._failure: BaseException | None = None
@@ -300,14 +303,19 @@ class Bridge:
             self._enqueue(_Batch(events, now))
 
     def _enqueue(self, batch: _Batch) -> None:
+        # A full queue means the processor is far behind (a meter sends one telegram a second;
+        # the processor takes hundreds). Wait a little, in short slices so a stop is noticed:
+        # a pseudo-terminal or a network dongle then holds the bytes back, nothing is lost. A
+        # processor stuck for longer must not stall the reader: then drop the oldest batch.
+        deadline = time.monotonic() + BACKPRESSURE_LIMIT
         while True:
             try:
-                self._queue.put_nowait(batch)
+                self._queue.put(batch, timeout=0.1)
             except queue.Full:
-                # The processor fell far behind: drop the oldest batch, never block the reader.
-                with contextlib.suppress(queue.Empty):
-                    self._queue.get_nowait()
-                    self._dropped += 1
+                if self._stopping.is_set() or time.monotonic() >= deadline:
+                    with contextlib.suppress(queue.Empty):
+                        self._queue.get_nowait()
+                        self._dropped += 1
             else:
                 return
 
@@ -371,6 +379,7 @@ class Bridge:
             mqtt.port,
             self._prefix,
         )
+        self._stopping = stop
         self._sink.start()
         if self._homie_sink is not None:
             self._homie_sink.start()
@@ -527,6 +536,10 @@ class Bridge:
 
     def _publish_health(self, now: float) -> None:
         self._health.queue_depth = self._queue.qsize()
+        sink = self._sink
+        if isinstance(sink, MqttPublisher) and not sink.connected and sink.last_error:
+            # Refused connections never reach on_disconnected: say why in the health too.
+            self._health.broker_state = f"disconnected: {sink.last_error}"
         if self._forwarder is not None:
             self._health.outbox_depth = self._forwarder.depth
         self._sink.publish(

@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     """Decode every file named (or standard input) and report."""
     try:
         ZoneInfo(args.timezone)
-    except (ValueError, ZoneInfoNotFoundError) as error:
+    except (ValueError, OSError, ZoneInfoNotFoundError) as error:  # OSError: a directory
         raise UsageError(f"unknown time zone {args.timezone!r}") from error
     names: list[str] = args.files or ["-"]
     total_rejected = 0

@@ -161,7 +161,7 @@ class Pacer:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ValueError, ZoneInfoNotFoundError) as error:
+    except (ValueError, OSError, ZoneInfoNotFoundError) as error:  # OSError: a directory
         raise UsageError(f"unknown time zone {name!r}") from error
 
 

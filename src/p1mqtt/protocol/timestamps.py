@@ -41,7 +41,7 @@ class TimestampParser:
         if isinstance(zone, str):
             try:
                 zone = ZoneInfo(zone)
-            except (ValueError, ZoneInfoNotFoundError) as error:
+            except (ValueError, OSError, ZoneInfoNotFoundError) as error:  # OSError: a directory
                 raise UsageError(f"unknown time zone {zone!r}") from error
         self.zone: tzinfo = zone
         self._cache: dict[str, datetime | None] = {}
