@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-from p1mqtt.outbox import Outbox, Pruned
+from p1mqtt.outbox import Outbox, Pruned, Row
 from p1mqtt.topics import Message
 
 __all__ = ["WINDOW", "DeliverySink", "Forwarder"]
@@ -86,6 +86,8 @@ class Forwarder:
         self._wake = wake
         self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
         self._handed: set[int] = set()
+        # Rows appended by this process, by id, until handed (or too many wait).
+        self._recent: dict[int, Row] = {}
         self._done: list[int] = []  # acknowledged, not deleted yet
         self._done_since = 0.0
         self._cursor = 0  # the id of the last row handed
@@ -129,17 +131,24 @@ class Forwarder:
             self._publish_directly(message)
             return
         self._take_acks()
+        payload = message.payload.encode()
         try:
             with outbox.batch():
                 outbox.delete(self._done)
-                outbox.append(
-                    message.topic, message.payload.encode(), message.qos, message.retain, meter_time
+                row_id = outbox.append(
+                    message.topic, payload, message.qos, message.retain, meter_time
                 )
         except sqlite3.Error as error:
             self._failed(error)
             self._publish_directly(message)
             return
         self._done.clear()
+        recent = self._recent
+        recent[row_id] = Row(
+            row_id, message.topic, payload, message.qos, message.retain, meter_time, 0.0
+        )
+        if len(recent) > self._window * 2:
+            del recent[next(iter(recent))]
         self.pump()
 
     def pump(self) -> None:
@@ -231,7 +240,7 @@ class Forwarder:
         if room <= 0:
             self._backlog.set()
             return
-        rows = outbox.pending(self._cursor, room)
+        rows = self._from_memory(room) or outbox.pending(self._cursor, room)
         for row in rows:
             self._sink.publish(
                 row.topic,
@@ -249,6 +258,20 @@ class Forwarder:
             self._caught_up()
         else:
             self._backlog.set()
+
+    def _from_memory(self, room: int) -> list[Row]:
+        """The next rows to hand, when this process appended them: no read-back from disk.
+
+        Ids of rows appended one after another are consecutive; a gap (a backlog older than
+        what is kept in memory, or rows from an earlier run) means reading the disk instead.
+        """
+        recent = self._recent
+        rows: list[Row] = []
+        next_id = self._cursor + 1
+        while len(rows) < room and (row := recent.pop(next_id, None)) is not None:
+            rows.append(row)
+            next_id += 1
+        return rows
 
     def _caught_up(self) -> None:
         self._backlog.clear()

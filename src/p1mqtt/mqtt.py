@@ -277,8 +277,7 @@ class MqttPublisher:
     @property
     def connected(self) -> bool:
         """Whether the broker accepted the connection and it is still up."""
-        with self._lock:
-            return self._connected
+        return self._connected  # one attribute read needs no lock; the processor asks often
 
     @property
     def last_error(self) -> str | None:
