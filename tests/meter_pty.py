@@ -10,6 +10,8 @@ import os
 import threading
 import time
 import tty
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 __all__ = ["PtyMeter"]
@@ -62,6 +64,32 @@ class PtyMeter:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"process {pid} did not open {self.path} in {timeout} s")
             threading.Event().wait(0.02)
+
+    @contextmanager
+    def streaming(self, telegrams: Sequence[bytes], interval: float = 0.3) -> Iterator[None]:
+        """Send ``telegrams`` one after another, cycling, every ``interval`` s, like a meter,
+        until the block ends.
+
+        For a reader in another process: it opens the port (and pyserial flushes what waits
+        there) at a moment the test cannot observe exactly, so a single telegram written just
+        then may be lost; a meter repeats itself, and so does this.
+        """
+        stop = threading.Event()
+
+        def send() -> None:
+            index = 0
+            while not stop.is_set():
+                self.write(telegrams[index % len(telegrams)])
+                index += 1
+                stop.wait(interval)
+
+        writer = threading.Thread(target=send, name="pty-meter")
+        writer.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            writer.join()
 
     def write(self, data: bytes) -> None:
         """Send bytes as the meter would."""

@@ -291,8 +291,8 @@ def test_sigterm_publishes_offline_and_exits_zero(
         )
         try:
             subscriber.wait_for(lambda ms: any(m.topic == "t8/status" for m in ms), timeout=15)
-            meter.write(simulated(1)[0])
-            subscriber.wait_for(lambda ms: any(m.topic == "t8/telegram" for m in ms))
+            with meter.streaming(simulated(1)):
+                subscriber.wait_for(lambda ms: any(m.topic == "t8/telegram" for m in ms), 15)
             signalled = time.monotonic()
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=5)
@@ -330,9 +330,8 @@ def test_dump_shows_readings(meter: PtyMeter) -> None:
     )
     try:
         meter.wait_opened_by(process.pid)
-        for raw in simulated(4):
-            meter.write(raw)
-        stdout, stderr = process.communicate(timeout=20)
+        with meter.streaming(simulated(4), interval=0.2):
+            stdout, stderr = process.communicate(timeout=20)
     finally:
         if process.poll() is None:
             process.kill()

@@ -165,8 +165,10 @@ def test_homie_ready_then_lost_when_killed(mosquitto: MosquittoBroker, meter: Pt
     try:
         with Subscriber(mosquitto.host, mosquitto.port, "homie/meter-hm1/#") as subscriber:
             meter.wait_opened_by(process.pid)
-            meter.write(simulated(1)[0])
-            subscriber.wait_for(lambda ms: "ready" in [m.text for m in ms if m.topic == state])
+            with meter.streaming(simulated(1)):
+                subscriber.wait_for(
+                    lambda ms: "ready" in [m.text for m in ms if m.topic == state], timeout=20
+                )
             topics = {m.topic for m in subscriber.messages}
             assert "homie/meter-hm1/$homie" in topics
             assert "homie/meter-hm1/$nodes" in topics
@@ -187,8 +189,8 @@ def test_homie_disconnected_on_clean_stop(mosquitto: MosquittoBroker, meter: Pty
     try:
         with Subscriber(mosquitto.host, mosquitto.port, state) as subscriber:
             meter.wait_opened_by(process.pid)
-            meter.write(simulated(1)[0])
-            subscriber.wait_for(lambda ms: "ready" in [m.text for m in ms])
+            with meter.streaming(simulated(1)):
+                subscriber.wait_for(lambda ms: "ready" in [m.text for m in ms], timeout=20)
             process.send_signal(signal.SIGTERM)
             _, stderr = process.communicate(timeout=10)
             assert process.returncode == 0, stderr

@@ -249,6 +249,7 @@ class MqttPublisher:
         self._failure_key: str | None = None
         self._failure_is_flap = False
         self._failure_precise = False
+        self._failure_guess = False
         self._failure_repeats = 0
         self._failure_logged_at = 0.0
         self._failures_in_row = 0
@@ -799,9 +800,15 @@ class MqttPublisher:
             self._last_error = problem.text
         self._failures_in_row += 1
         if problem.text != self._failure_key:
-            self._flush_failure_summary(now)
+            if self._failure_guess and not problem.guess:
+                # The precise reason for what was only guessed so far: it replaces the guess,
+                # whose repeats need no summary line of their own.
+                self._failure_repeats = 0
+            else:
+                self._flush_failure_summary(now)
             self._failure_key = problem.text
             self._failure_is_flap = flap
+            self._failure_guess = problem.guess
             self._failure_precise = not problem.guess and problem.level >= logging.ERROR
             self._failure_repeats = 0
             self._failure_logged_at = now
