@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from meter_pty import PtyMeter
 from mosquitto import (
     BrokerFactory,
     BrokerTls,
@@ -76,3 +77,11 @@ def mosquitto_factory(tmp_path: Path) -> Iterator[BrokerFactory]:
 def mosquitto(mosquitto_factory: BrokerFactory) -> MosquittoBroker:
     """A plain broker (anonymous access allowed) on a free loopback port, for one test."""
     return mosquitto_factory()
+
+
+@pytest.fixture
+def meter(tmp_path: Path) -> Iterator[PtyMeter]:
+    """A pseudo-terminal standing in for the meter, behind a by-id style symlink."""
+    pty = PtyMeter(tmp_path / "usb-P1_cable-if00-port0")
+    yield pty
+    pty.close()

@@ -7,7 +7,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -82,14 +81,6 @@ class RunningBridge:
         self._thread.join(timeout)
         assert not self._thread.is_alive(), "bridge did not stop"
         return self.status
-
-
-@pytest.fixture
-def meter(tmp_path: Path) -> Iterator[PtyMeter]:
-    """A pseudo-terminal meter behind a by-id style symlink."""
-    pty = PtyMeter(tmp_path / "usb-P1_cable-if00-port0")
-    yield pty
-    pty.close()
 
 
 def plain(telegram_json: dict[str, Any], obis: str) -> str:

@@ -3,7 +3,6 @@
 import json
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
@@ -18,14 +17,6 @@ from test_bridge import RunningBridge, make_config
 pytestmark = pytest.mark.integration
 
 START = datetime(2026, 1, 14, 7, 59, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def meter(tmp_path: Path) -> PtyMeter:
-    """A pseudo-terminal meter behind a symlink."""
-    pty = PtyMeter(tmp_path / "usb-P1-port0")
-    yield pty  # type: ignore[misc]
-    pty.close()
 
 
 def telegrams(count: int, stride: int = 1) -> list[bytes]:

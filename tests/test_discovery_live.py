@@ -5,7 +5,6 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import paho.mqtt.client as paho
 import pytest
@@ -17,14 +16,6 @@ from mqtt_helpers import Received, Subscriber, wait_until
 from test_bridge import RunningBridge, make_config, simulated
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def meter(tmp_path: Path) -> PtyMeter:
-    """A pseudo-terminal meter behind a symlink."""
-    pty = PtyMeter(tmp_path / "usb-P1-port0")
-    yield pty  # type: ignore[misc]
-    pty.close()
 
 
 EXPECTED_KEYS = {

@@ -33,14 +33,6 @@ BridgeStarter = Callable[..., BridgeProcess]
 
 
 @pytest.fixture
-def meter(tmp_path: Path) -> Iterator[PtyMeter]:
-    """A silent pseudo-terminal meter, so that the port side stays quiet in the log."""
-    pty = PtyMeter(tmp_path / "usb-P1_cable-if00-port0")
-    yield pty
-    pty.close()
-
-
-@pytest.fixture
 def start_bridge(tmp_path: Path, meter: PtyMeter) -> Iterator[BridgeStarter]:
     """Start `p1mqtt run` for a broker URL with extra flags/environment; killed at the end."""
     started: list[BridgeProcess] = []

@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -106,14 +106,6 @@ class PacedWriter:
         self._stop.set()
         self._running.set()
         self._thread.join(10)
-
-
-@pytest.fixture
-def meter(tmp_path: Path) -> Iterator[PtyMeter]:
-    """A pseudo-terminal meter behind a by-id style symlink."""
-    pty = PtyMeter(tmp_path / "usb-P1_cable-if00-port0")
-    yield pty
-    pty.close()
 
 
 def meter_times(messages: list[Received], topic: str) -> list[str]:
