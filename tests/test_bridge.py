@@ -102,7 +102,9 @@ def test_every_telegram_arrives_in_order_with_equal_values(
     expected = expected_json(telegrams)
     with Subscriber(mosquitto.host, mosquitto.port, "t1/#") as subscriber:
         # Every reading of every telegram (throttling off), to compare them one by one.
-        config = make_config(mosquitto, meter.path, "t1", **{"filters.on_change": False})
+        config = make_config(
+            mosquitto, meter.path, "t1", **{"filters.on_change": False, "filters.min_interval": 0}
+        )
         running = RunningBridge(config)
         subscriber.wait_for(lambda ms: any(m.topic == "t1/status" for m in ms))
         wait_until(lambda: running.bridge.health.port_state == "open")

@@ -18,6 +18,8 @@ from p1mqtt.capacity import (
     rolling_average,
     shed_needed,
 )
+from p1mqtt.computed import ComputedReadings
+from p1mqtt.config.model import CapacityConfig, TotalsConfig
 from p1mqtt.protocol import Decoder, ProfileEntry, Telegram, encode_telegram, format_timestamp
 from p1mqtt.totals import local_midnight
 from telegrams import decode_one, decoded, fixture
@@ -481,3 +483,50 @@ def test_exact_json() -> None:
         exact_json({1, 2})
     with pytest.raises(ValueError, match="JSON"):
         exact_json(D("NaN"))
+
+
+# --- publication rate (ComputedReadings) -------------------------------------------------------
+
+
+def capacity_payloads(interval: float, telegrams: list[tuple[float, Telegram]]) -> list[float]:
+    """The monotonic times at which <prefix>/capacity is published for ``telegrams``."""
+    computed = ComputedReadings(
+        prefix="p",
+        qos=1,
+        capacity=CapacityConfig(publish_interval=interval),
+        totals=TotalsConfig(enabled=False),
+        state_file=None,
+        zone="Europe/Brussels",
+    )
+    return [
+        now
+        for now, telegram in telegrams
+        if any(m.topic == "p/capacity" for m in computed.messages(telegram, now))
+    ]
+
+
+def test_capacity_is_published_at_most_every_interval() -> None:
+    """One telegram a second, 5 s interval: the first, then one every 5 s."""
+    telegrams = [(float(n), decode(meter(at(2026, 2, 3, 10, 0, n)))) for n in range(12)]
+    assert capacity_payloads(5.0, telegrams) == [0.0, 5.0, 10.0]
+    assert capacity_payloads(0.0, telegrams) == [float(n) for n in range(12)]
+
+
+def test_a_peak_warning_change_is_published_at_once() -> None:
+    """Power jumps mid-interval: the warning goes out with that telegram, and its end too."""
+    calm, busy = "00.500", "09.000"
+    powers = [calm, calm, busy, busy, calm, calm]
+    telegrams = [
+        (float(n), decode(meter(at(2026, 2, 3, 10, 7, n), power=power)))
+        for n, power in enumerate(powers)
+    ]
+    warnings = [capacity_status(t) for _, t in telegrams]
+    assert [w.peak_warning for w in warnings if w is not None] == [
+        False,
+        False,
+        True,
+        True,
+        False,
+        False,
+    ]
+    assert capacity_payloads(60.0, telegrams) == [0.0, 2.0, 4.0]

@@ -37,7 +37,9 @@ def test_capacity_published_as_computed(mosquitto: MosquittoBroker, meter: PtyMe
         assert status is not None
         expected.append(json.loads(status.to_json(), parse_float=Decimal))
     with Subscriber(mosquitto.host, mosquitto.port, "c1/capacity") as subscriber:
-        running = RunningBridge(make_config(mosquitto, meter.path, "c1"))
+        running = RunningBridge(
+            make_config(mosquitto, meter.path, "c1", **{"capacity.publish_interval": 0})
+        )
         try:
             wait_until(lambda: running.bridge.health.port_state == "open")
             meter.write(b"".join(sent))

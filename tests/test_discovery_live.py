@@ -55,7 +55,12 @@ def test_discovery_configs_are_retained_and_state_topics_carry_values(
     mosquitto: MosquittoBroker, meter: PtyMeter
 ) -> None:
     """Every entity announced (retained) reads a topic that carries a value of the right kind."""
-    config = make_config(mosquitto, meter.path, "ha1", **{"homeassistant.enabled": True})
+    config = make_config(
+        mosquitto,
+        meter.path,
+        "ha1",
+        **{"homeassistant.enabled": True, "capacity.publish_interval": 0},
+    )
     running = RunningBridge(config)
     try:
         wait_until(lambda: running.bridge.health.port_state == "open")

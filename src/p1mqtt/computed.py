@@ -36,6 +36,9 @@ class ComputedReadings:
         self._capacity = capacity if capacity.enabled else None
         self._margin = Decimal(str(capacity.margin_kw))
         self._floor = Decimal(str(capacity.floor_kw))
+        self._capacity_interval = capacity.publish_interval
+        self._next_capacity = float("-inf")
+        self._warning: bool | None = None
         self._totals_interval = totals.publish_interval
         self._tracker = TotalsTracker(state_file, zone) if totals.enabled else None
         self._next_totals = float("-inf")
@@ -58,7 +61,11 @@ class ComputedReadings:
         if self._capacity is not None:
             status = capacity_status(telegram, margin_kw=self._margin, floor_kw=self._floor)
             self._has_capacity = status is not None
-            if status is not None:
+            if status is not None and (
+                now >= self._next_capacity or status.peak_warning != self._warning
+            ):
+                self._next_capacity = now + self._capacity_interval
+                self._warning = status.peak_warning
                 out.append(Message(f"{self._prefix}/capacity", status.to_json(), self._qos))
         tracker = self._tracker
         if tracker is not None and tracker.observe(telegram) and now >= self._next_totals:

@@ -69,6 +69,8 @@ BACKPRESSURE_LIMIT = 5.0
 """Seconds the reader waits for room in a full queue before it drops the oldest batch."""
 PRUNE_INTERVAL = 60.0
 """Seconds between two applications of the store-and-forward queue's size and age bounds."""
+STATUS_EVERY = 5.0
+"""Seconds the processor sleeps at most when idle: the status file is refreshed that often."""
 
 
 class Sink(Protocol):
@@ -385,6 +387,9 @@ class Bridge:
             self._homie_sink.start()
         reader = threading.Thread(target=self._read, args=(stop,), name="p1mqtt-reader")
         reader.start()
+        # Nothing polls for the stop request: this thread, asleep until then, passes it on.
+        watcher = threading.Thread(target=self._pass_on_stop, args=(stop,), name="p1mqtt-stop")
+        watcher.start()
         self._notifier.ready(f"reading {self._config.serial.port}")
         try:
             self._process_until_end(stop, reader)
@@ -395,8 +400,15 @@ class Bridge:
         finally:
             self._notifier.stopping()
             reader.join()
+            stop.set()  # the reader only ends once it is set; this is for the impossible case
+            watcher.join()
             self._shut_down()
         return 0 if self._failure is None else 1
+
+    def _pass_on_stop(self, stop: threading.Event) -> None:
+        stop.wait()
+        self._reader.interrupt()
+        self._wake()
 
     def _shut_down(self) -> None:
         now = time.monotonic()
@@ -417,11 +429,18 @@ class Bridge:
         interval = self._config.health.publish_interval
         now = time.monotonic()
         next_health = now
-        next_prune = now
+        next_prune = now if self._forwarder is not None else float("inf")
         while True:
-            timeout = max(0.0, min(next_health - now, 0.5))
+            # Sleep until there is work or something falls due: no wake-ups for nothing.
+            due = min(
+                next_health,
+                next_prune,
+                self._health.next_check(),
+                self._notifier.next_keepalive(),
+                now + STATUS_EVERY,
+            )
             try:
-                item = self._queue.get(timeout=timeout)
+                item = self._queue.get(timeout=max(0.0, due - now))
             except queue.Empty:
                 item = None
             now = time.monotonic()
@@ -466,28 +485,34 @@ class Bridge:
 
     def _publish_telegram(self, telegram: Telegram, at: float) -> None:
         mapper = self._mapper
-        telegram_json = self._encoder.encode(telegram) if mapper.rules.telegram else None
-        readings = mapper.messages(telegram, telegram_json, at)
-        computed = self._computed.messages(telegram, at)
-        announce = self._announcer.due(
-            telegram, (self._computed.has_capacity, tuple(self._computed.registers))
+        computed = self._computed
+        # The telegram first: it is what must not be lost, and what latency is measured on.
+        whole = mapper.telegram_message(
+            self._encoder.encode(telegram) if mapper.rules.telegram else None
         )
+        if whole is not None:
+            if self._forwarder is not None:
+                meter_time = telegram.timestamp
+                self._forwarder.add(whole, None if meter_time is None else meter_time.isoformat())
+            else:
+                self._send(self._sink, [whole])
+        extra = computed.messages(telegram, at)
+        announce = self._announcer.due(telegram, (computed.has_capacity, tuple(computed.registers)))
         if announce:
+            # Before the values, so that Home Assistant knows the entities they belong to.
             self._send(
                 self._sink,
                 self._announcer.discovery(
-                    telegram, capacity=self._computed.has_capacity, totals=self._computed.registers
+                    telegram, capacity=computed.has_capacity, totals=computed.registers
                 ),
             )
-        direct = readings
-        if self._forwarder is not None and readings and readings[0].topic == self._telegram_topic:
-            meter_time = telegram.timestamp
-            self._forwarder.add(readings[0], None if meter_time is None else meter_time.isoformat())
-            direct = readings[1:]
-        self._send(self._sink, direct + computed)
+        readings = mapper.reading_messages(telegram, at)
+        self._send(self._sink, readings + extra)
         if self._homie_sink is not None:
             start = len(self._prefix) + 1
             published = {m.topic[start:] for m in readings}
+            if whole is not None:
+                published.add(whole.topic[start:])
             self._send(self._homie_sink, self._announcer.homie(telegram, announce, published))
 
     @staticmethod

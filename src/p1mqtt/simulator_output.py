@@ -142,16 +142,18 @@ class PtyMeter(_Closing):
         """Write one telegram; discard a stale backlog first; never block."""
         if self._master < 0:
             raise UsageError("PtyMeter.write: call start() first")
-        if self._unread() + len(data) > self.backlog:
-            self._discard_unread()
+        unread = self._unread()
+        if unread + len(data) > self.backlog:
+            self._discard_unread(counted=unread > 0)
         try:
             written = os.write(self._master, data)
         except BlockingIOError:
             written = 0
         if written == len(data):
             return True
-        # The terminal's buffers are full: nobody reads. Throw the old data away, retry once.
-        self._discard_unread()
+        # The terminal's buffers are full, so nobody reads (FIONREAD may still say 0: it only
+        # sees what the kernel has already moved past its flip buffer). Discard, retry once.
+        self._discard_unread(counted=True)
         try:
             written = os.write(self._master, data)
         except BlockingIOError:
@@ -169,10 +171,10 @@ class PtyMeter(_Closing):
         fcntl.ioctl(self._slave, termios.FIONREAD, buffer)
         return int.from_bytes(buffer, sys.byteorder)
 
-    def _discard_unread(self) -> None:
+    def _discard_unread(self, *, counted: bool) -> None:
         import termios  # noqa: PLC0415 - POSIX only
 
-        if self._unread():
+        if counted:
             self.discarded += 1
         termios.tcflush(self._slave, termios.TCIFLUSH)
 

@@ -152,12 +152,21 @@ class TopicMapper:
         ``telegram_json`` is the telegram's JSON text (computed once by the caller, since the
         store-and-forward queue needs it too); ``None`` skips the ``telegram`` topic.
         """
+        message = self.telegram_message(telegram_json)
+        readings = self.reading_messages(telegram, now)
+        return readings if message is None else [message, *readings]
+
+    def telegram_message(self, telegram_json: str | None) -> Message | None:
+        """The ``<prefix>/telegram`` message of a telegram's JSON; None when that topic is off."""
+        rules = self._rules
+        if not rules.telegram or telegram_json is None:
+            return None
+        return Message(f"{rules.prefix}/telegram", telegram_json, rules.qos, rules.retain_telegram)
+
+    def reading_messages(self, telegram: Telegram, now: float) -> list[Message]:
+        """The per-reading messages due for one telegram at monotonic time ``now``."""
         rules = self._rules
         out: list[Message] = []
-        if rules.telegram and telegram_json is not None:
-            out.append(
-                Message(f"{rules.prefix}/telegram", telegram_json, rules.qos, rules.retain_telegram)
-            )
         if not rules.readings:
             return out
         prefix = rules.prefix

@@ -441,9 +441,12 @@ class FiltersConfig(BaseModel):
         examples=[["*_failures", "message_*"]],
     )
     min_interval: float = Field(
-        default=0.0,
+        default=5.0,
         ge=0,
-        description="Seconds between publications of one reading; 0 publishes all.",
+        description=(
+            "Seconds between two publications of one reading (the telegram topic always carries "
+            "every telegram); 0 lets every telegram through."
+        ),
     )
     on_change: bool = Field(
         default=True,
@@ -621,6 +624,14 @@ class CapacityConfig(BaseModel):
         default=2.5,
         ge=0,
         description="The minimum monthly peak billed (2.5 kW in Flanders).",
+    )
+    publish_interval: float = Field(
+        default=5.0,
+        ge=0,
+        description=(
+            "Seconds between two publications of <prefix>/capacity; a change of peak_warning "
+            "is published at once. 0 publishes it with every telegram."
+        ),
     )
 
 
