@@ -2,8 +2,11 @@
 
 Each subcommand lives in its own module under :mod:`p1mqtt.commands`, exposing
 ``add_parser(subparsers)`` (which registers the subcommand and sets ``func``) and a ``run(args)``
-that returns an exit code. Exceptions of the :class:`~p1mqtt.errors.P1MqttError` family are
-turned into one line on stderr and exit status 2 here, never a traceback.
+that returns an exit code. Only the module of the subcommand named on the command line is
+imported (all of them for ``--help`` and mistakes), so that the long-running ``p1mqtt run``
+does not keep the simulator, the embedded broker or the service installer in memory.
+Exceptions of the :class:`~p1mqtt.errors.P1MqttError` family are turned into one line on stderr
+and exit status 2 here, never a traceback.
 """
 
 import argparse
@@ -16,40 +19,46 @@ from p1mqtt.errors import P1MqttError
 
 __all__ = ["build_parser", "main"]
 
-# Subcommand modules, in the order `p1mqtt --help` lists them.
-COMMAND_MODULES = (
-    "p1mqtt.commands.run",
-    "p1mqtt.commands.dump",
-    "p1mqtt.commands.demo",
-    "p1mqtt.commands.decode",
-    "p1mqtt.commands.check_config",
-    "p1mqtt.commands.simulate",
-    "p1mqtt.commands.health",
-    "p1mqtt.commands.service",
-)
+# Subcommand name -> its module, in the order `p1mqtt --help` lists them.
+COMMANDS = {
+    "run": "p1mqtt.commands.run",
+    "dump": "p1mqtt.commands.dump",
+    "demo": "p1mqtt.commands.demo",
+    "decode": "p1mqtt.commands.decode",
+    "check-config": "p1mqtt.commands.check_config",
+    "simulate": "p1mqtt.commands.simulate",
+    "health": "p1mqtt.commands.health",
+    "service": "p1mqtt.commands.service",
+}
 
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_USAGE = 2
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser with every subcommand registered."""
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The argument parser with every subcommand registered, or only ``command`` if it is one.
+
+    Registering a subcommand imports its module; parsing a command line that starts with that
+    subcommand gives the same result (and the same errors and help) either way.
+    """
     parser = argparse.ArgumentParser(
         prog="p1mqtt",
         description="Read a smart meter's P1 port and publish every reading to MQTT.",
     )
     parser.add_argument("--version", action="version", version=f"p1mqtt {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMAND_MODULES:
-        import_module(name).add_parser(subparsers)
+    names = [command] if command in COMMANDS else list(COMMANDS)
+    for name in names:
+        import_module(COMMANDS[name]).add_parser(subparsers)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the process exit status."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser(arguments[0] if arguments else None)
+    args = parser.parse_args(arguments)
     if not getattr(args, "func", None):
         parser.print_help(sys.stderr)
         return EXIT_USAGE

@@ -1,7 +1,6 @@
 """Configuring the standard library's logging once, from the ``logging`` configuration."""
 
 import logging
-import logging.handlers
 import sys
 from pathlib import Path
 
@@ -20,8 +19,12 @@ def configure_logging(
     if file is None:
         handler = logging.StreamHandler(sys.stderr)
     else:
+        # Imported here: logging.handlers (and pickle, which it imports) is only needed for a
+        # log file, and a long-running `p1mqtt run` would otherwise keep it in memory.
+        from logging.handlers import RotatingFileHandler  # noqa: PLC0415
+
         file.parent.mkdir(parents=True, exist_ok=True)
-        handler = logging.handlers.RotatingFileHandler(
+        handler = RotatingFileHandler(
             file, maxBytes=max_bytes, backupCount=backup_count, encoding="utf-8"
         )
     handler.setFormatter(logging.Formatter(fmt))

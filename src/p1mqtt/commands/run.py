@@ -7,6 +7,7 @@ from typing import Any
 from p1mqtt.commands.options import add_config_arguments, overrides_from_args
 from p1mqtt.config import load_config
 from p1mqtt.logsetup import configure_logging
+from p1mqtt.memory import release_startup_memory
 from p1mqtt.service import Bridge
 from p1mqtt.signals import stop_on_signals
 
@@ -35,4 +36,6 @@ def run(args: argparse.Namespace) -> int:
     configure_logging(log.level, log.format, log.file, log.max_bytes, log.backup_count)
     stop = threading.Event()
     with stop_on_signals(stop):
-        return Bridge(config).run(stop)
+        bridge = Bridge(config)
+        release_startup_memory()
+        return bridge.run(stop)

@@ -6,13 +6,11 @@ origin and its dotted path. All errors are collected and raised together as one
 :class:`ConfigValidationError`, one per line; a secret's value is never repeated.
 """
 
-import difflib
 import json
 import logging
 import os
 import re
 import stat
-import tomllib
 import types
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -192,6 +190,8 @@ def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 
 
 def _parse_toml(path: Path, text: str) -> Any:
+    import tomllib  # noqa: PLC0415 - only for TOML files: not kept in memory by `run` otherwise
+
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
@@ -277,6 +277,8 @@ def _environment_layer(env: Mapping[str, str]) -> tuple[_Tree, _Sources, list[st
 
 
 def _unknown_variable(name: str, known: Iterable[str]) -> str:
+    import difflib  # noqa: PLC0415 - only on a mistake: not kept in memory by `run` otherwise
+
     close = difflib.get_close_matches(name, [*known, CONFIG_ENV], n=1)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return f"environment variable {name}: unknown p1mqtt setting{hint}"
@@ -412,6 +414,8 @@ def _expectation(detail: ErrorDetails, loc: tuple[str, ...]) -> str:
 
 
 def _unknown_key(loc: tuple[str, ...]) -> str:
+    import difflib  # noqa: PLC0415 - only on a mistake: not kept in memory by `run` otherwise
+
     valid = _valid_keys(loc[:-1])
     close = difflib.get_close_matches(loc[-1], valid, n=1)
     if close:
