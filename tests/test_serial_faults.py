@@ -31,7 +31,7 @@ from mosquitto import MosquittoBroker, free_port
 from mqtt_helpers import Received, Subscriber, wait_until
 from p1mqtt.simulator import SimulatedMeter
 from p1mqtt.simulator_output import TcpMeter
-from p1mqtt.sources import PortReader, PortSettings, describe_port_error
+from p1mqtt.sources import describe_port_error
 
 pytestmark = pytest.mark.integration
 
@@ -567,32 +567,3 @@ def test_network_dongle_dropping_the_connection_is_reconnected(
 def dongle_url(host: str, port: int) -> str:
     """The socket:// URL of a dongle at host:port."""
     return f"socket://{host}:{port}"
-
-
-def test_a_silent_port_is_read_with_few_wake_ups_and_stops_at_once(meter: PtyMeter) -> None:
-    """A serial read waits long (no polling), yet interrupt() ends it within a fraction of a
-    second, for a stop and for a reopen request alike."""
-    states: list[str] = []
-    reader = PortReader(
-        PortSettings(str(meter.path), reopen_delay_min=0.1, interruptible_read_timeout=30.0),
-        lambda _data, _now: None,
-        states.append,
-    )
-    stop = threading.Event()
-    thread = threading.Thread(target=reader.run, args=(stop,))
-    thread.start()
-    try:
-        wait_until(lambda: states == ["open"])
-        reader.request_reopen()
-        wait_until(lambda: reader.opens == 2, timeout=2.0)
-        time.sleep(0.2)  # the reader is blocked in its read again
-        began = time.monotonic()
-        stop.set()
-        reader.interrupt()
-        thread.join(2.0)
-        assert not thread.is_alive()
-        assert time.monotonic() - began < 1.0
-    finally:
-        stop.set()
-        reader.interrupt()
-        thread.join(5.0)

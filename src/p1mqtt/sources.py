@@ -54,11 +54,7 @@ class PortSettings:
     parity: str = "N"
     stopbits: int = 1
     read_timeout: float = 0.25
-    """Longest a read blocks on a port whose reads cannot be interrupted (network URLs): it
-    bounds how fast a stop or reopen request is noticed there."""
-    interruptible_read_timeout: float = 5.0
-    """Longest a read blocks on a port that :meth:`PortReader.interrupt` can wake (serial
-    devices): a silent port then costs one wake-up every so many seconds, not four a second."""
+    """Longest a read blocks, which bounds how fast a stop request is noticed."""
     reopen_delay_min: float = 1.0
     reopen_delay_max: float = 30.0
 
@@ -117,8 +113,6 @@ def open_port(settings: PortSettings) -> SerialPort:
             do_not_open=True,
         )
         port.open()
-        if hasattr(port, "cancel_read"):
-            port.timeout = settings.interruptible_read_timeout
     except (serial.SerialException, OSError, ValueError) as error:
         raise SourceError(describe_port_error(settings.port, error)) from error
     return cast(SerialPort, port)
@@ -155,26 +149,12 @@ class PortReader:
         self._opener = opener
         self._reopen = threading.Event()
         self._faults = FaultLog(logger)
-        self._port: SerialPort | None = None
         self.opens = 0
         """How many times the port was opened (the first time included)."""
 
     def request_reopen(self) -> None:
         """Close and reopen the port at the next chance (the meter went silent)."""
         self._reopen.set()
-        self.interrupt()
-
-    def interrupt(self) -> None:
-        """Make a read in progress return now, so a stop or reopen request is seen at once.
-
-        Ports that cannot be interrupted (network URLs) notice within their short timeout.
-        """
-        cancel = getattr(self._port, "cancel_read", None)
-        if cancel is not None:
-            try:
-                cancel()
-            except (OSError, ValueError) as error:  # closed meanwhile: nothing to interrupt
-                logger.debug("interrupting the read on %s: %s", self._settings.port, error)
 
     def run(self, stop: threading.Event) -> None:
         """Read until ``stop`` is set."""
@@ -197,11 +177,9 @@ class PortReader:
             # silent, and the service already logged the silence once: no line per reopen.
             level = logging.DEBUG if requested else logging.INFO
             logger.log(level, "reading P1 data from %s", self._settings.port)
-            self._port = port
             try:
                 requested = self._read_until_fault(port, stop)
             finally:
-                self._port = None
                 port.close()
 
     def _back_off(self, seconds: float, stop: threading.Event) -> None:
