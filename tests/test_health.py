@@ -40,18 +40,6 @@ def test_silence_reported_once_per_period() -> None:
     assert health.snapshot(20.0)["state"] == "stale"
 
 
-def test_next_check_is_when_check_stale_can_next_be_true() -> None:
-    """The processor sleeps until next_check(): silence + stale_after, then every period."""
-    health = Health(started=0.0, stale_after=10.0)
-    assert health.next_check() == 10.0
-    for event in Decoder().feed(encode_telegram("X5", ["1-0:1.8.1(1*kWh)"])):
-        health.record(event, 3.0)
-    assert health.next_check() == 13.0
-    assert not health.check_stale(12.9)
-    assert health.check_stale(13.0)
-    assert health.next_check() == 23.0
-
-
 def test_a_telegram_ends_the_silence() -> None:
     """A decoded telegram resets the staleness."""
     health = Health(started=0.0, stale_after=10.0)

@@ -73,14 +73,6 @@ class Health:
         self.stale = True
         return True
 
-    def next_check(self) -> float:
-        """The monotonic time at which :meth:`check_stale` can next return True."""
-        if self._stale_since is not None:
-            return self._stale_since + self.stale_after
-        return (self.last_telegram if self.last_telegram is not None else self.started) + (
-            self.stale_after
-        )
-
     def snapshot(self, now: float) -> dict[str, Any]:
         """The health figures as a JSON-able dict."""
         age = None if self.last_telegram is None else round(now - self.last_telegram, 1)

@@ -70,7 +70,8 @@ BACKPRESSURE_LIMIT = 5.0
 PRUNE_INTERVAL = 60.0
 """Seconds between two applications of the store-and-forward queue's size and age bounds."""
 PROCESSOR_TICK = 0.5
-"""Seconds the processor sleeps at most when idle."""
+"""Seconds the processor sleeps at most when idle: silence, held telegrams and the status file
+are looked at that often."""
 
 
 class Sink(Protocol):
@@ -231,7 +232,6 @@ class Bridge:
     ) -> None:
         self._config = config
         self._prefix = config.topics.prefix
-        self._telegram_topic = f"{self._prefix}/telegram"
         self._qos = config.mqtt.qos
         self._decoder = Decoder(
             config.meter.timezone, max_telegram_size=config.meter.max_telegram_size
@@ -387,9 +387,6 @@ class Bridge:
             self._homie_sink.start()
         reader = threading.Thread(target=self._read, args=(stop,), name="p1mqtt-reader")
         reader.start()
-        # Nothing polls for the stop request: this thread, asleep until then, passes it on.
-        watcher = threading.Thread(target=self._pass_on_stop, args=(stop,), name="p1mqtt-stop")
-        watcher.start()
         self._notifier.ready(f"reading {self._config.serial.port}")
         try:
             self._process_until_end(stop, reader)
@@ -400,14 +397,8 @@ class Bridge:
         finally:
             self._notifier.stopping()
             reader.join()
-            stop.set()  # the reader only ends once it is set; this is for the impossible case
-            watcher.join()
             self._shut_down()
         return 0 if self._failure is None else 1
-
-    def _pass_on_stop(self, stop: threading.Event) -> None:
-        stop.wait()
-        self._wake()
 
     def _shut_down(self) -> None:
         now = time.monotonic()
@@ -428,20 +419,11 @@ class Bridge:
         interval = self._config.health.publish_interval
         now = time.monotonic()
         next_health = now
-        next_prune = now if self._forwarder is not None else float("inf")
+        next_prune = now
         while True:
-            # Sleep until there is work or something falls due: no wake-ups for nothing.
-            due = min(
-                next_health,
-                next_prune,
-                self._health.next_check(),
-                self._notifier.next_keepalive(),
-                # Forwarding a held telegram, and other hand-offs between threads, are also
-                # retried on this tick (a measured 2 wake-ups a second when idle).
-                now + PROCESSOR_TICK,
-            )
+            timeout = max(0.0, min(next_health - now, PROCESSOR_TICK))
             try:
-                item = self._queue.get(timeout=max(0.0, due - now))
+                item = self._queue.get(timeout=timeout)
             except queue.Empty:
                 item = None
             now = time.monotonic()

@@ -83,12 +83,6 @@ class Notifier:
         self._last_ping = now
         return self.watchdog()
 
-    def next_keepalive(self) -> float:
-        """The monotonic time at which :meth:`keepalive` pings next (infinity: no watchdog)."""
-        if self._watchdog is None or self._address is None:
-            return float("inf")
-        return (self._last_ping or 0.0) + self._watchdog / 2
-
     @staticmethod
     def _status_line(text: str | None) -> tuple[str, ...]:
         if text is None:
