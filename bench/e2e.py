@@ -37,6 +37,7 @@ Run: ``.venv/bin/python bench/e2e.py`` (needs mosquitto; ``--quick`` for a smoke
 """
 
 import argparse
+import json
 import os
 import select
 import statistics
@@ -97,6 +98,21 @@ class Receiver:
             if not self._condition.wait_for(lambda: len(self.arrivals) >= count, timeout):
                 raise TimeoutError(f"{len(self.arrivals)} of {count} telegrams arrived")
 
+    def wait_for_telegram(self, data: bytes, timeout: float) -> None:
+        """Wait until the message of telegram ``data`` (found by its meter timestamp) arrived."""
+        stamp = meter_time(data).encode()
+        scanned = 0
+
+        def arrived() -> bool:
+            nonlocal scanned
+            found = any(stamp in payload for _, payload in self.arrivals[scanned:])
+            scanned = len(self.arrivals)
+            return found
+
+        with self._condition:
+            if not self._condition.wait_for(arrived, timeout):
+                raise TimeoutError(f"telegram {stamp.decode()} did not arrive")
+
     def settle(self, quiet: float = 0.5) -> None:
         """Wait until no message arrived for ``quiet`` seconds (the warm-up's repeats)."""
         with self._condition:
@@ -104,6 +120,16 @@ class Receiver:
             while count != len(self.arrivals):
                 count = len(self.arrivals)
                 self._condition.wait(quiet)
+
+    def first_arrivals(self) -> dict[str, float]:
+        """{meter timestamp: when the first message with it arrived} (parsed after the fact)."""
+        with self._condition:
+            arrivals = list(self.arrivals)
+        first: dict[str, float] = {}
+        for arrived, payload in arrivals:
+            stamp = json.loads(payload)["objects"]["0-0:1.0.0"]["value"]
+            first.setdefault(stamp, arrived)
+        return first
 
     def close(self) -> None:
         """Disconnect."""
@@ -258,6 +284,14 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return values["VmRSS"], values["VmHWM"]
 
 
+def meter_time(data: bytes) -> str:
+    """The meter timestamp of a telegram, as ``<prefix>/telegram`` carries it."""
+    for event in Decoder().feed(data):
+        if isinstance(event, TelegramDecoded) and event.telegram.timestamp is not None:
+            return event.telegram.timestamp.isoformat()
+    raise ValueError("a telegram without a timestamp")
+
+
 def sleep_until(moment: float) -> None:
     """Sleep until ``time.monotonic()`` reaches ``moment``."""
     time.sleep(max(0.0, moment - time.monotonic()))
@@ -312,12 +346,11 @@ def main() -> int:
         try:
             meter.wait_opened_by(bridge.pid)
             # Warm-up: the first telegram, repeated like a meter until it went through the
-            # whole chain (the port opened, the broker connected, the code loaded). The
-            # repeats are not counted: `extra` arrivals are skipped below.
+            # whole chain (the port opened, the broker connected, the code loaded). Arrivals
+            # are matched to telegrams by meter timestamp, so the repeats do not count.
             with meter.streaming(telegrams[:1]):
                 receiver.wait_for(1, timeout=30)
             receiver.settle()
-            extra = len(receiver.arrivals) - 1
             index = 1
             # Phase 1: latency.
             written: list[float] = []
@@ -326,10 +359,13 @@ def main() -> int:
                 written.append(time.perf_counter())
                 index += 1
                 time.sleep(0.02)
-            receiver.wait_for(index + extra, timeout=30)
+            receiver.wait_for_telegram(telegrams[index - 1], timeout=30)
+            # Matched by the meter's timestamp, not by position: a warm-up repeat arriving
+            # late must not shift every pairing.
+            first_arrival = receiver.first_arrivals()
             latencies = sorted(
-                (arrived - sent) * 1000
-                for sent, (arrived, _) in zip(written, receiver.arrivals[1 + extra :], strict=True)
+                (first_arrival[meter_time(data)] - sent) * 1000
+                for sent, data in zip(written, telegrams[1:index], strict=True)
             )
             p50 = statistics.median(latencies)
             p99 = latencies[int(len(latencies) * 0.99) - 1]
@@ -362,7 +398,7 @@ def main() -> int:
                 index += 1
                 second += 1.0
                 sleep_until(second)
-            receiver.wait_for(index + extra, timeout=30)
+            receiver.wait_for_telegram(telegrams[index - 1], timeout=30)
             cpu_paced = cpu_seconds(bridge.pid) - cpu_before
             threads_after = thread_cpu_seconds(bridge.pid)
             minimal.wait_published(2 + args.paced_seconds)
@@ -395,7 +431,7 @@ def main() -> int:
             writer = threading.Thread(target=meter.write, args=(b"".join(burst_telegrams),))
             writer.start()
             index += args.burst_count
-            receiver.wait_for(index + extra, timeout=300)
+            receiver.wait_for_telegram(telegrams[index - 1], timeout=300)
             elapsed = time.perf_counter() - started
             writer.join()
             cpu_burst = cpu_seconds(bridge.pid) - cpu_before
@@ -410,8 +446,13 @@ def main() -> int:
                 f"  REFERENCE decoder floor back to back (same telegrams, after phase 3): "
                 f"CPU {floor_burst / args.burst_count * 1000:.3f} ms per telegram"
             )
-            received = len(receiver.arrivals) - extra
-            print(f"telegrams written {index}, received {received}, lost {index - received}")
+            arrived = receiver.first_arrivals()
+            received = sum(meter_time(data) in arrived for data in telegrams[:index])
+            print(
+                f"telegrams written {index}, received {received} (messages "
+                f"{len(receiver.arrivals)}, the warm-up's repeats included), lost "
+                f"{index - received}"
+            )
         finally:
             bridge.terminate()
             bridge.wait(10)

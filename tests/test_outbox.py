@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from p1mqtt.forwarder import DELETE_DELAY, Forwarder
+from p1mqtt.forwarder import DELETE_DELAY, WRITE_GRACE, Forwarder
 from p1mqtt.outbox import OUTBOX_FILE, ROW_OVERHEAD, Outbox, OutboxError, Pruned
 from p1mqtt.protocol import Decoder, TelegramDecoded, TelegramJsonEncoder
 from p1mqtt.topics import Message
@@ -365,11 +365,11 @@ def telegram(n: int, qos: int = 1) -> Message:
     return Message("p/telegram", f'{{"n":{n}}}', qos, False)
 
 
-def test_forwarder_hands_in_order_and_deletes_on_acknowledgement(
+def test_forwarder_hands_in_order_and_acknowledged_messages_never_touch_the_disk(
     open_outbox: Callable[..., Outbox],
 ) -> None:
-    """Each message is stored and handed at once; acknowledged rows go with the next append,
-    or DELETE_DELAY later."""
+    """Connected and caught up, each message is handed at once; acknowledged within
+    WRITE_GRACE it is never written."""
     outbox = open_outbox()
     sink = FakeSink()
     monotonic = Clock(100.0)
@@ -377,17 +377,93 @@ def test_forwarder_hands_in_order_and_deletes_on_acknowledgement(
     for n in range(5):
         forwarder.add(telegram(n, qos=0), None)
     assert sink.payloads() == [f'{{"n":{n}}}' for n in range(5)]
-    assert {qos for _, _, qos, _ in sink.sent} == {1}  # QoS 1 at least: the ack deletes
-    assert forwarder.depth == 5
+    assert {qos for _, _, qos, _ in sink.sent} == {1}  # QoS 1 at least: the ack settles it
+    assert (forwarder.depth, forwarder.saved) == (5, 0)
     sink.ack(3)
     forwarder.pump()
-    assert (forwarder.depth, forwarder.handed, outbox.count) == (2, 2, 5)
+    assert (forwarder.depth, forwarder.handed, outbox.count) == (2, 2, 0)
+    sink.ack()
+    monotonic.now += WRITE_GRACE
+    forwarder.pump()
+    forwarder.add(telegram(5), None)
+    assert (forwarder.depth, outbox.count, outbox.last_id) == (1, 0, 0)
+
+
+def test_forwarder_writes_messages_not_acknowledged_within_the_grace(
+    open_outbox: Callable[..., Outbox],
+) -> None:
+    """A late acknowledgement: the late messages go to disk, oldest first, and their rows are
+    deleted once acknowledged (with the next write, or DELETE_DELAY later)."""
+    outbox = open_outbox()
+    sink = FakeSink()
+    monotonic = Clock(100.0)
+    forwarder = Forwarder(outbox, sink, clock=monotonic)
+    for n in range(3):
+        forwarder.add(telegram(n), f"t{n}")
+        monotonic.now += 0.4
+    forwarder.pump()  # n=0 was handed 1.2 s ago, n=1 0.8 s ago
+    assert [row.meter_time for row in outbox.pending()] == ["t0"]
+    monotonic.now += 0.8
+    forwarder.pump()
+    assert [row.meter_time for row in outbox.pending()] == ["t0", "t1", "t2"]
+    assert (forwarder.depth, forwarder.saved, forwarder.handed) == (3, 3, 3)
+    assert len(sink.sent) == 3  # written, not handed again
+    sink.ack(2)
+    forwarder.pump()
+    assert (forwarder.depth, outbox.count) == (1, 3)
     monotonic.now += DELETE_DELAY
     forwarder.pump()
-    assert (forwarder.depth, outbox.count) == (2, 2)
+    assert [row.meter_time for row in outbox.pending()] == ["t2"]
     sink.ack()
-    forwarder.add(telegram(5), None)
-    assert forwarder.depth == 1
+    forwarder.add(telegram(3), "t3")  # caught up: handed from memory, no commit
+    assert (forwarder.depth, outbox.count) == (1, 1)
+    sink.ack()
+    monotonic.now += DELETE_DELAY
+    forwarder.pump()
+    assert (forwarder.depth, outbox.count) == (0, 0)
+    assert sink.payloads() == [f'{{"n":{n}}}' for n in range(4)]
+
+
+def test_forwarder_writes_everything_handed_when_the_connection_drops(
+    open_outbox: Callable[..., Outbox], path: Path, clock: Clock
+) -> None:
+    """Disconnected: the handed messages are written at once, then the new ones after them;
+    a restart sends them all again in order."""
+    outbox = open_outbox()
+    sink = FakeSink()
+    monotonic = Clock(100.0)
+    forwarder = Forwarder(outbox, sink, clock=monotonic)
+    forwarder.add(telegram(0), None)
+    forwarder.add(telegram(1), None)
+    sink.connected = False
+    forwarder.pump()
+    assert outbox.count == 2
+    forwarder.add(telegram(2), None)
+    assert len(sink.sent) == 2
+    assert [row.payload for row in outbox.pending()] == [b'{"n":0}', b'{"n":1}', b'{"n":2}']
+    outbox.close()  # killed: nothing else happens
+    again = Outbox(path, max_bytes=10**9, max_age=DAY, clock=clock)
+    second = FakeSink()
+    Forwarder(again, second).pump()
+    assert second.payloads() == ['{"n":0}', '{"n":1}', '{"n":2}']
+
+
+def test_forwarder_close_keeps_unacknowledged_messages_for_the_next_start(
+    open_outbox: Callable[..., Outbox], path: Path, clock: Clock
+) -> None:
+    """A stop before the broker acknowledged: written on close, sent first after the restart."""
+    outbox = open_outbox()
+    sink = FakeSink()
+    forwarder = Forwarder(outbox, sink, clock=Clock(100.0))
+    for n in range(3):
+        forwarder.add(telegram(n), None)
+    sink.ack(1)
+    forwarder.close()
+    again = Outbox(path, max_bytes=10**9, max_age=DAY, clock=clock)
+    second = FakeSink()
+    forwarder = Forwarder(again, second)
+    forwarder.add(telegram(3), None)
+    assert second.payloads() == ['{"n":1}', '{"n":2}', '{"n":3}']
 
 
 def test_forwarder_holds_back_while_disconnected_and_keeps_a_window(
@@ -449,9 +525,12 @@ def test_forwarder_falls_back_to_direct_publishing_when_the_file_fails(
     """A failing queue is logged once; telegrams are then published directly, not lost."""
     outbox = open_outbox()
     sink = FakeSink()
-    forwarder = Forwarder(outbox, sink)
+    monotonic = Clock(100.0)
+    forwarder = Forwarder(outbox, sink, clock=monotonic)
     forwarder.add(telegram(0), None)
     outbox.close()  # every later use raises sqlite3.ProgrammingError
+    monotonic.now += WRITE_GRACE
+    forwarder.pump()  # not acknowledged in time: the write fails
     forwarder.add(telegram(1), None)
     forwarder.add(telegram(2), None)
     forwarder.pump()

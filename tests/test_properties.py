@@ -79,6 +79,21 @@ def test_chunking_never_changes_the_result(data: st.DataObject) -> None:
 
 
 @SETTINGS
+@given(st.data())
+def test_framing_then_decoding_later_equals_feeding(data: st.DataObject) -> None:
+    """The bridge frames in its reader and decodes in its processor, all frames of a stream
+    before any is decoded at worst: the events are those of feed() and close()."""
+    stream = data.draw(streams())
+    chunks = data.draw(chunked(stream))
+    decoder = Decoder(max_telegram_size=1024)
+    framed = [decoder.frames(chunk) for chunk in chunks] + [decoder.end_frames()]
+    events = [event for batch in framed for event in decoder.decode(batch)]
+    reference = Decoder(max_telegram_size=1024)
+    expected = [event for chunk in chunks for event in reference.feed(chunk)] + reference.close()
+    assert events == expected
+
+
+@SETTINGS
 @given(stream=streams())
 def test_every_byte_is_accounted_for(stream: bytes) -> None:
     """Decoded, rejected and discarded bytes add up to the whole stream (nothing vanishes)."""

@@ -1,22 +1,31 @@
-"""Store and forward: the telegram stream goes to disk first, then to the broker, in order.
+"""Store and forward: the telegram stream reaches the broker in order, kept on disk when it must.
 
-Each ``<prefix>/telegram`` message is appended to the :class:`~p1mqtt.outbox.Outbox` (one
-commit), then handed to the publisher in id order, at most :data:`WINDOW` at a time awaiting
-the broker's acknowledgement; each acknowledgement deletes its row. While the broker is away
-nothing new is handed (the publisher keeps, and re-sends first, what it already has), so the
-publisher's memory holds at most a window of the queue and never drops any of it. After a
+Each ``<prefix>/telegram`` message is handed to the publisher, in order, at most :data:`WINDOW`
+at a time awaiting the broker's acknowledgement. While the broker is connected and keeps up,
+that is all: a message acknowledged within :data:`WRITE_GRACE` never touches the disk (on a
+LAN the acknowledgement takes about a millisecond). A message that is not acknowledged by then,
+every message handed while the broker is away or while older ones wait, and every unacknowledged
+message at a stop or when the connection drops, is written to the :class:`~p1mqtt.outbox.Outbox`
+(one commit for all that are due) and deleted from it once acknowledged. While the broker is
+away nothing new is handed (the publisher keeps, and re-sends first, what it already has), so
+the publisher's memory holds at most a window of the queue and never drops any of it. After a
 restart, the rows still on disk are handed again first, in order.
+
+What a crash can cost: a message lives in memory only while it is younger than
+:data:`WRITE_GRACE` *and* the connection to the broker is up, i.e. after it was written to the
+broker's socket. A ``kill -9`` (or a power cut) in that second loses it only if the broker did
+not receive it either; during an outage every telegram is on disk within a commit of its
+decoding, as before.
 
 Delivery is at least once: a row whose acknowledgement arrived but whose deletion had not been
 committed when the process was killed (deletions wait up to :data:`DELETE_DELAY` to share the
-next append's commit, so usually the last telegram) is sent again after the restart; a message
-whose
-acknowledgement was lost when the connection broke is sent again by the publisher. Subscribers
-that must not count a telegram twice can recognise it by its meter timestamp (``0-0:1.0.0``).
+next commit) is sent again after the restart; a message whose acknowledgement was lost when the
+connection broke is sent again by the publisher. Subscribers that must not count a telegram
+twice can recognise it by its meter timestamp (``0-0:1.0.0``).
 
 Threads: everything runs on the bridge's processor thread except the acknowledgement callback,
-which runs on the publisher's network thread and only puts the row id on a queue (and wakes the
-processor while there is a backlog to hand on).
+which runs on the publisher's network thread and only puts the message on a queue (and wakes
+the processor while there is a backlog to hand on).
 """
 
 import logging
@@ -25,20 +34,24 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Protocol
 
 from p1mqtt.outbox import Outbox, Pruned, Row
 from p1mqtt.topics import Message
 
-__all__ = ["WINDOW", "DeliverySink", "Forwarder"]
+__all__ = ["DELETE_DELAY", "WINDOW", "WRITE_GRACE", "DeliverySink", "Forwarder"]
 
 logger = logging.getLogger(__name__)
 
 WINDOW = 100
-"""Rows handed to the publisher and not yet acknowledged, at most."""
+"""Messages handed to the publisher and not yet acknowledged, at most."""
+WRITE_GRACE = 1.0
+"""Seconds a handed message may wait for the broker's acknowledgement before it is written to
+disk (acknowledged sooner, it never is)."""
 DELETE_DELAY = 1.0
-"""Seconds acknowledged rows may wait to be deleted together with the next append (one commit
-per telegram instead of two); a kill in between sends them again after the restart."""
+"""Seconds acknowledged rows may wait to be deleted together with the next write (one commit
+instead of two); a kill in between sends them again after the restart."""
 
 
 class DeliverySink(Protocol):
@@ -60,13 +73,28 @@ class DeliverySink(Protocol):
         """Queue one message; call ``on_delivered`` once the broker acknowledged it."""
 
 
+@dataclass(slots=True, eq=False)
+class _Handed:
+    """A message handed to the publisher and not acknowledged yet."""
+
+    topic: str
+    payload: bytes
+    qos: int
+    retain: bool
+    meter_time: str | None
+    handed_at: float
+    row_id: int | None
+    """Its row in the outbox; None while it is in memory only."""
+
+
 class Forwarder:
     """Moves messages through the outbox to the publisher (see the module docstring).
 
     ``wake`` is called (from the network thread) when acknowledgements free room in the window
-    while rows wait to be handed, so the caller runs :meth:`pump` soon. When the outbox fails
-    (a full disk, a damaged file), the forwarder says so once and publishes directly from then
-    on, like a bridge without a data directory.
+    while rows wait to be handed, so the caller runs :meth:`pump` soon; :meth:`pump` must also
+    run at least every second or so (it writes the messages whose acknowledgement is late).
+    When the outbox fails (a full disk, a damaged file), the forwarder says so once and
+    publishes directly from then on, like a bridge without a data directory.
     """
 
     def __init__(
@@ -84,11 +112,13 @@ class Forwarder:
         self._sink = sink
         self._window = window
         self._wake = wake
-        self._acks: queue.SimpleQueue[int] = queue.SimpleQueue()
-        self._handed: set[int] = set()
+        self._acks: queue.SimpleQueue[_Handed] = queue.SimpleQueue()
+        self._handed: set[_Handed] = set()
+        # Handed while connected and caught up, not written to disk (yet), in hand order.
+        self._unsaved: list[_Handed] = []
         # Rows appended by this process, by id, until handed (or too many wait).
         self._recent: dict[int, Row] = {}
-        self._done: list[int] = []  # acknowledged, not deleted yet
+        self._done: list[int] = []  # rows acknowledged, not deleted yet
         self._done_since = 0.0
         self._cursor = 0  # the id of the last row handed
         self._backlog = threading.Event()  # rows wait for room in the window
@@ -108,6 +138,14 @@ class Forwarder:
 
     @property
     def depth(self) -> int:
+        """Messages awaiting the broker's acknowledgement, on disk or handed from memory."""
+        if self._outbox is None:
+            return 0
+        self._take_acks()
+        return self._outbox.count - len(self._done) + len(self._unsaved)
+
+    @property
+    def saved(self) -> int:
         """Messages on disk awaiting the broker's acknowledgement."""
         if self._outbox is None:
             return 0
@@ -125,15 +163,35 @@ class Forwarder:
         return len(self._handed)
 
     def add(self, message: Message, meter_time: str | None) -> None:
-        """Queue ``message`` on disk (with the acknowledged rows' deletion, one commit); pump."""
+        """Forward ``message``: straight to the publisher when it keeps up, else via disk."""
         outbox = self._outbox
         if outbox is None:
             self._publish_directly(message)
             return
         self._take_acks()
         payload = message.payload.encode()
+        if (
+            self._cursor >= outbox.last_id
+            and len(self._handed) < self._window
+            and self._sink.connected
+        ):
+            entry = _Handed(
+                message.topic,
+                payload,
+                message.qos,
+                message.retain,
+                meter_time,
+                self._clock(),
+                None,
+            )
+            self._unsaved.append(entry)
+            self._hand_one(entry)
+            self.pump()
+            return
         try:
             with outbox.batch():
+                # The handed ones first: they are older, and the ids give the order.
+                self._save(outbox, len(self._unsaved))
                 outbox.delete(self._done)
                 row_id = outbox.append(
                     message.topic, payload, message.qos, message.retain, meter_time
@@ -152,18 +210,25 @@ class Forwarder:
         self.pump()
 
     def pump(self) -> None:
-        """Delete the acknowledged rows; hand the next ones while connected and room is left."""
+        """Write the late messages, delete the acknowledged rows, hand the next ones."""
         outbox = self._outbox
         if outbox is None:
             return
         self._woken.clear()
         try:
             self._take_acks()
-            if self._done and (
-                len(self._done) >= self._window or self._clock() - self._done_since >= DELETE_DELAY
-            ):
-                outbox.delete(self._done)
-                self._done.clear()
+            now = self._clock()
+            late = self._count_late(now)
+            delete = bool(self._done) and (
+                len(self._done) >= self._window or now - self._done_since >= DELETE_DELAY
+            )
+            if late or delete:
+                with outbox.batch():
+                    self._save(outbox, late)
+                    if delete:
+                        outbox.delete(self._done)
+                if delete:
+                    self._done.clear()
             self._hand(outbox)
         except sqlite3.Error as error:
             self._failed(error)
@@ -201,22 +266,25 @@ class Forwarder:
             if not self._handed or time.monotonic() >= deadline:
                 return
             try:
-                row_id = self._acks.get(timeout=max(0.0, deadline - time.monotonic()))
+                entry = self._acks.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 return
-            self._acks.put(row_id)
+            self._acks.put(entry)
 
     def close(self) -> None:
-        """Delete the rows acknowledged so far and close the outbox; the rest stays on disk."""
+        """Write what is not acknowledged, delete what is, close the outbox (rows stay)."""
         outbox = self._outbox
         if outbox is None:
             return
         self._take_acks()
         try:
-            outbox.delete(self._done)
+            with outbox.batch():
+                self._save(outbox, len(self._unsaved))
+                outbox.delete(self._done)
         except sqlite3.Error as error:
             self._failed(error)
             return
+        self._done.clear()
         if outbox.count:
             logger.info(
                 "%d telegrams stay in the store-and-forward queue %s for the next start",
@@ -227,6 +295,35 @@ class Forwarder:
         self._outbox = None
 
     # -- internals --------------------------------------------------------------------------
+
+    def _count_late(self, now: float) -> int:
+        """How many of the oldest in-memory messages must be written now (all when away)."""
+        unsaved = self._unsaved
+        if not unsaved:
+            return 0
+        if not self._sink.connected:
+            return len(unsaved)
+        late = 0
+        for entry in unsaved:
+            if now - entry.handed_at < WRITE_GRACE:
+                break
+            late += 1
+        return late
+
+    def _save(self, outbox: Outbox, count: int) -> None:
+        """Write the ``count`` oldest in-memory messages (inside the caller's batch).
+
+        They were handed already, so the cursor moves past them: everything on disk before
+        them was handed too (messages are handed from memory only when nothing waits).
+        """
+        if not count:
+            return
+        for entry in self._unsaved[:count]:
+            entry.row_id = outbox.append(
+                entry.topic, entry.payload, entry.qos, entry.retain, entry.meter_time
+            )
+            self._cursor = entry.row_id
+        del self._unsaved[:count]
 
     def _hand(self, outbox: Outbox) -> None:
         if self._cursor >= outbox.last_id:
@@ -241,15 +338,12 @@ class Forwarder:
             self._backlog.set()
             return
         rows = self._from_memory(room) or outbox.pending(self._cursor, room)
+        now = self._clock()
         for row in rows:
-            self._sink.publish(
-                row.topic,
-                row.payload,
-                qos=max(1, row.qos),  # an acknowledgement is what deletes the row
-                retain=row.retain,
-                on_delivered=self._acknowledger(row.id),
+            entry = _Handed(
+                row.topic, row.payload, row.qos, row.retain, row.meter_time, now, row.id
             )
-            self._handed.add(row.id)
+            self._hand_one(entry)
             self._cursor = row.id
         if self._held:
             self._late += len(rows)
@@ -258,6 +352,16 @@ class Forwarder:
             self._caught_up()
         else:
             self._backlog.set()
+
+    def _hand_one(self, entry: _Handed) -> None:
+        self._handed.add(entry)
+        self._sink.publish(
+            entry.topic,
+            entry.payload,
+            qos=max(1, entry.qos),  # an acknowledgement is what deletes the row
+            retain=entry.retain,
+            on_delivered=self._acknowledger(entry),
+        )
 
     def _from_memory(self, room: int) -> list[Row]:
         """The next rows to hand, when this process appended them: no read-back from disk.
@@ -284,9 +388,9 @@ class Forwarder:
         self._held = False
         self._late = 0
 
-    def _acknowledger(self, row_id: int) -> Callable[[], None]:
+    def _acknowledger(self, entry: _Handed) -> Callable[[], None]:
         def acknowledged() -> None:
-            self._acks.put(row_id)
+            self._acks.put(entry)
             if self._backlog.is_set() and not self._woken.is_set() and self._wake is not None:
                 self._woken.set()
                 self._wake()
@@ -294,16 +398,17 @@ class Forwarder:
         return acknowledged
 
     def _take_acks(self) -> None:
-        """Move the acknowledgements that arrived to ``_done``, freeing room in the window."""
-        while True:
-            try:
-                row_id = self._acks.get_nowait()
-            except queue.Empty:
-                return
+        """Settle the acknowledgements that arrived, freeing room in the window."""
+        acks = self._acks
+        while not acks.empty():
+            entry = acks.get_nowait()
+            self._handed.discard(entry)
+            if entry.row_id is None:
+                self._unsaved.remove(entry)  # usually the first
+                continue
             if not self._done:
                 self._done_since = self._clock()
-            self._done.append(row_id)
-            self._handed.discard(row_id)
+            self._done.append(entry.row_id)
 
     def _publish_directly(self, message: Message) -> None:
         self._sink.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
@@ -313,6 +418,7 @@ class Forwarder:
         if outbox is None:
             return
         self._outbox = None
+        self._unsaved.clear()  # handed: the publisher keeps them until acknowledged
         logger.error(
             "the store-and-forward queue %s failed (%s): until p1mqtt restarts, telegrams are "
             "published directly and not kept on disk while the broker is away",

@@ -2,15 +2,18 @@
 
 Roles (from the original design, merged where a queue would only add a hop):
 
-* the **reader** thread reads the port and decodes in place (decoding costs well under a
-  millisecond per telegram), handing events to a bounded queue without ever blocking on it;
-* the **processor** (the calling thread) turns telegrams into messages, applies filters and
-  throttling, and hands them to the sink; it is also the **health controller**: counters,
+* the **reader** thread reads the port and splits the bytes into telegram frames (finding a
+  telegram's end is cheap), handing the raw frames to a bounded queue; a full queue holds it
+  back a while, then the oldest batch is dropped, so it never stalls on the processor;
+* the **processor** (the calling thread) decodes the frames, turns telegrams into messages,
+  applies filters and throttling, and hands them to the sink; it is also the **health
+  controller**: counters,
   silence detection (log, publish, reopen the port) and periodic ``<prefix>/health``;
 * the **sink** (paho-mqtt's own network thread) publishes, queueing while the broker is away.
 
-The ``<prefix>/telegram`` stream goes through the store-and-forward queue on disk
-(:mod:`p1mqtt.forwarder`): kept until the broker acknowledged it, across outages and restarts.
+The ``<prefix>/telegram`` stream goes through the store-and-forward queue
+(:mod:`p1mqtt.forwarder`): kept until the broker acknowledged it, on disk across outages and
+restarts.
 The per-reading topics go straight to the sink, which keeps only their newest values while the
 broker is away (they are all published again after a reconnect anyway).
 
@@ -43,13 +46,13 @@ from p1mqtt.outbox import OUTBOX_FILE, Outbox, OutboxError
 from p1mqtt.paths import default_data_dir
 from p1mqtt.protocol import (
     Decoder,
-    Event,
     FrameRejected,
     RejectReason,
     Telegram,
     TelegramDecoded,
     TelegramJsonEncoder,
 )
+from p1mqtt.protocol.framing import FramingEvent, Truncated
 from p1mqtt.sources import PortReader, PortSettings
 from p1mqtt.statusfile import STATUS_FILE_NAME, RunStatus, StatusFile
 from p1mqtt.systemd import Notifier
@@ -59,8 +62,10 @@ __all__ = ["Bridge", "Sink", "mqtt_settings", "port_settings", "topic_rules"]
 
 logger = logging.getLogger(__name__)
 
-QUEUE_SIZE = 1000
-"""Decoded batches held for the processor: about 16 minutes of telegrams at one per second."""
+QUEUE_SIZE = 300
+"""Batches of frames held for the processor: five minutes of telegrams at one per second. Frames
+are raw bytes (about 1.5 kB a telegram), not decoded telegrams, so a full queue takes a few MB
+at most."""
 STOP_BUDGET = 4.0
 """Seconds a stop may take once the reader ended: forwarding, then the sinks' flush and close."""
 FORWARD_ON_STOP = 1.0
@@ -69,9 +74,11 @@ BACKPRESSURE_LIMIT = 5.0
 """Seconds the reader waits for room in a full queue before it drops the oldest batch."""
 PRUNE_INTERVAL = 60.0
 """Seconds between two applications of the store-and-forward queue's size and age bounds."""
-PROCESSOR_TICK = 0.5
-"""Seconds the processor sleeps at most when idle: silence, held telegrams and the status file
-are looked at that often."""
+PROCESSOR_TICK = 1.0
+"""Seconds the processor sleeps at most when idle: silence, unacknowledged telegrams (written to
+disk after a second) and the status file are looked at that often."""
+DRAIN_AT_ONCE = 50
+"""Queued items the processor takes at once before its housekeeping."""
 
 
 class Sink(Protocol):
@@ -209,7 +216,7 @@ def topic_rules(config: Config) -> TopicRules:
 
 @dataclass(frozen=True, slots=True)
 class _Batch:
-    events: list[Event]
+    framed: list[FramingEvent]
     at: float
 
 
@@ -300,9 +307,9 @@ class Bridge:
 
     def _on_data(self, data: bytes, now: float) -> None:
         self._bytes_since_telegram += len(data)
-        events = self._decoder.feed(data)
-        if events:
-            self._enqueue(_Batch(events, now))
+        framed = self._decoder.frames(data)
+        if framed:
+            self._enqueue(_Batch(framed, now))
 
     def _enqueue(self, batch: _Batch) -> None:
         # A full queue means the processor is far behind (a meter sends one telegram a second;
@@ -336,10 +343,12 @@ class Bridge:
     def _read(self, stop: threading.Event) -> None:
         try:
             self._reader.run(stop)
-            for event in self._decoder.close():
-                if isinstance(event, FrameRejected) and event.reason is RejectReason.INCOMPLETE:
-                    continue  # the telegram being received when we stopped
-                self._enqueue(_Batch([event], time.monotonic()))
+            # Not the telegram being received when we stopped: only what the framer gave up.
+            ended: list[FramingEvent] = [
+                item for item in self._decoder.end_frames() if not isinstance(item, Truncated)
+            ]
+            if ended:
+                self._enqueue(_Batch(ended, time.monotonic()))
         except BaseException as error:
             logger.exception("the port reader failed; stopping")
             self._failure = error
@@ -423,14 +432,21 @@ class Bridge:
         while True:
             timeout = max(0.0, min(next_health - now, PROCESSOR_TICK))
             try:
-                item = self._queue.get(timeout=timeout)
+                items = [self._queue.get(timeout=timeout)]
             except queue.Empty:
-                item = None
+                items = []
+            # Everything already waiting, then the housekeeping once (a backlog after a stall).
+            while items and len(items) < DRAIN_AT_ONCE:
+                try:
+                    items.append(self._queue.get_nowait())
+                except queue.Empty:
+                    break
             now = time.monotonic()
-            if item is _END:
-                return
-            if isinstance(item, _Batch):
-                self._process(item)
+            for item in items:
+                if item is _END:
+                    return
+                if isinstance(item, _Batch):
+                    self._process(item)
             if self._forwarder is not None:
                 self._forwarder.pump()
                 if now >= next_prune:
@@ -452,7 +468,7 @@ class Bridge:
         if self._republish.is_set():
             self._republish.clear()
             self._mapper.forget()
-        for event in batch.events:
+        for event in self._decoder.decode(batch.framed):
             health.record(event, batch.at)
             if isinstance(event, TelegramDecoded):
                 self._bytes_since_telegram = 0
@@ -504,7 +520,7 @@ class Bridge:
             sink.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
     def _write_status(self, now: float, *, force: bool = False) -> None:
-        if self._status_file is None:
+        if self._status_file is None or not (force or self._status_file.due()):
             return
         status = RunStatus.from_health(
             self._health, started_at=self._started_wall, wall=time.time(), monotonic=now
@@ -549,7 +565,7 @@ class Bridge:
             # Refused connections never reach on_disconnected: say why in the health too.
             self._health.broker_state = f"disconnected: {sink.last_error}"
         if self._forwarder is not None:
-            self._health.outbox_depth = self._forwarder.depth
+            self._health.outbox_depth = self._forwarder.saved
         self._sink.publish(
             f"{self._prefix}/health", self._health.to_json(now), qos=self._qos, retain=True
         )

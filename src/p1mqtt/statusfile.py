@@ -163,6 +163,12 @@ class StatusFile:
         self._last_write: float | None = None
         self._failing = False
 
+    def due(self) -> bool:
+        """Whether :meth:`write` would write now (``min_interval`` passed since the last time);
+        lets a caller skip building a status that would not be written."""
+        last = self._last_write
+        return last is None or self._clock() - last >= self._min_interval
+
     def write(self, status: RunStatus, *, force: bool = False) -> bool:
         """Replace the file with ``status`` unless it was written less than ``min_interval`` ago.
 
@@ -170,14 +176,9 @@ class StatusFile:
         not stop because its status cannot be saved; the first failure is logged as a warning,
         and the recovery once.
         """
-        now = self._clock()
-        if (
-            not force
-            and self._last_write is not None
-            and now - self._last_write < self._min_interval
-        ):
+        if not force and not self.due():
             return False
-        self._last_write = now
+        self._last_write = self._clock()
         try:
             self._replace(status.to_json())
         except OSError as error:

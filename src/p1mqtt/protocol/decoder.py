@@ -13,7 +13,13 @@ Bad input never raises; it becomes :class:`FrameRejected` or :class:`BytesDiscar
 from datetime import tzinfo
 
 from p1mqtt.errors import UsageError
-from p1mqtt.protocol.framing import Discarded, Frame, Framer, Overflow, Truncated
+from p1mqtt.protocol.framing import (
+    Discarded,
+    Frame,
+    Framer,
+    FramingEvent,
+    Truncated,
+)
 from p1mqtt.protocol.model import (
     BytesDiscarded,
     Event,
@@ -66,15 +72,31 @@ class Decoder:
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         """Take the next bytes of the stream; return the events they complete, in order."""
-        if not isinstance(data, bytes | bytearray | memoryview):
-            raise UsageError(f"Decoder.feed takes bytes, not {type(data).__name__}")
-        return self._convert(self._framer.feed(bytes(data)))
+        return self.decode(self.frames(data))
 
     def close(self) -> list[Event]:
         """The stream ended (end of file, port closed): report an unfinished telegram."""
-        return self._convert(self._framer.close())
+        return self.decode(self.end_frames())
 
-    def _convert(self, framed: list[Frame | Truncated | Overflow | Discarded]) -> list[Event]:
+    # The two halves of feed() and close(), for a caller that frames in one thread (cheap:
+    # find the telegram's end) and decodes in another. They touch disjoint state: frames()
+    # and end_frames() may run in one thread while decode() runs in another.
+
+    def frames(self, data: bytes | bytearray | memoryview) -> list[FramingEvent]:
+        """Split the next bytes of the stream into frames (not parsed yet), in order."""
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise UsageError(f"Decoder.feed takes bytes, not {type(data).__name__}")
+        return self._framer.feed(bytes(data))
+
+    def end_frames(self) -> list[FramingEvent]:
+        """The stream ended: the unfinished frame, if any, as :class:`Truncated`."""
+        return self._framer.close()
+
+    def decode(self, framed: list[FramingEvent]) -> list[Event]:
+        """Parse what :meth:`frames` or :meth:`end_frames` returned into events, in order."""
+        return self._convert(framed)
+
+    def _convert(self, framed: list[FramingEvent]) -> list[Event]:
         events: list[Event] = []
         for item in framed:
             if isinstance(item, Frame):

@@ -8,7 +8,7 @@ for the next ``/``. Every decision depends only on the bytes, never on how they 
 
 from dataclasses import dataclass
 
-__all__ = ["Discarded", "Frame", "Framer", "Overflow", "Truncated"]
+__all__ = ["Discarded", "Frame", "Framer", "FramingEvent", "Overflow", "Truncated"]
 
 
 @dataclass(frozen=True, slots=True)
