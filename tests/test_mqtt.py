@@ -16,6 +16,7 @@ from typing import Any
 
 import pytest
 
+import p1mqtt.mqtt
 from mosquitto import BrokerFactory, BrokerTls, MosquittoBroker, TlsMaterial, free_port
 from mqtt_helpers import Received, Subscriber, wait_until
 from p1mqtt.errors import BrokerError, UsageError
@@ -116,6 +117,36 @@ def test_publishes_qos0_and_qos1_in_order(
     assert [m.qos for m in received] == [i % 2 for i in range(10)]
     assert publisher.published == 10
     assert publisher.dropped == 0
+
+
+def test_a_wake_up_drained_with_another_never_leaves_the_network_thread_asleep(
+    mosquitto: MosquittoBroker,
+    make_publisher: PublisherFactory,
+    prefix: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A publish() whose wake-up byte arrives while the network thread drains an earlier one
+    is drained with it; later publishes must still wake the thread, not wait for its idle tick
+    (made 30 s here, so a missed wake-up cannot go unnoticed)."""
+    monkeypatch.setattr(p1mqtt.mqtt, "_TICK", 30.0)
+    publisher = make_publisher(mosquitto)
+    assert publisher.wait_connected(10)
+    drain = MqttPublisher._drain_wake
+    raced: list[bool] = []
+
+    def drain_with_a_publish_racing(wake_r: socket.socket) -> None:
+        if not raced:
+            raced.append(True)
+            publisher.publish(f"{prefix}/racing", "r", qos=1)  # its byte is drained below
+        drain(wake_r)
+
+    monkeypatch.setattr(MqttPublisher, "_drain_wake", staticmethod(drain_with_a_publish_racing))
+    publisher.publish(f"{prefix}/first", "1", qos=1)
+    assert publisher.flush(10)
+    assert raced
+    threading.Event().wait(0.2)  # the network thread is back in select(), idle
+    publisher.publish(f"{prefix}/later", "2", qos=1)
+    assert publisher.flush(5), "the publish did not wake the network thread"
 
 
 def test_retained_message_reaches_a_later_subscriber(

@@ -35,6 +35,7 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
 from p1mqtt.errors import BrokerError, UsageError
+from p1mqtt.threadnames import name_os_thread
 
 __all__ = ["MqttPublisher", "MqttSettings", "explain_connect_error"]
 
@@ -411,8 +412,8 @@ class MqttPublisher:
                 self._drops_unreported += 1
                 first_drop = self._drops_unreported == 1
             self._pending.append(message)
-            # One wake-up byte per batch: the network thread clears the flag before it drains
-            # the socket and feeds, so a message queued after that sends a new one.
+            # One wake-up byte per batch: the network thread drains the socket, then clears
+            # the flag, then feeds; a message queued after the clear sends a new byte.
             wake = not self._wake_pending
             self._wake_pending = True
         if first_drop:
@@ -556,6 +557,7 @@ class MqttPublisher:
     # -- the network thread ----------------------------------------------------------------
 
     def _run(self) -> None:
+        name_os_thread("p1mqtt-mqtt")
         try:
             attempt = 0
             while not self._stop_event.is_set():
@@ -678,9 +680,11 @@ class MqttPublisher:
             except (OSError, ValueError):
                 return
             if wake_r in readable:
+                # Drain first, then clear: cleared first, a byte sent by a publish() in between
+                # would be drained with the flag left set, and no publish would wake us again.
+                self._drain_wake(wake_r)
                 with self._lock:
                     self._wake_pending = False
-                self._drain_wake(wake_r)
             if sock in readable or tls_buffered:
                 client.loop_read()
             if writable and client.socket() is not None:
@@ -698,6 +702,10 @@ class MqttPublisher:
             return
 
     def _feed(self, client: paho.Client) -> None:
+        if not self._pending:
+            # Read without the lock: a message queued after this look sends a wake-up byte, so
+            # the next turn of the loop feeds it.
+            return
         with self._changed:
             while self._pending and len(self._inflight) < INFLIGHT_WINDOW:
                 message = self._pending[0]

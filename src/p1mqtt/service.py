@@ -40,6 +40,7 @@ from p1mqtt.config import Config
 from p1mqtt.discovery import ha_birth_topic, homie_will
 from p1mqtt.faultlog import FaultLog
 from p1mqtt.forwarder import Forwarder
+from p1mqtt.handoff import Handoff
 from p1mqtt.health import Health
 from p1mqtt.mqtt import MqttPublisher, MqttSettings
 from p1mqtt.outbox import OUTBOX_FILE, Outbox, OutboxError
@@ -56,6 +57,7 @@ from p1mqtt.protocol.framing import FramingEvent, Truncated
 from p1mqtt.sources import PortReader, PortSettings
 from p1mqtt.statusfile import STATUS_FILE_NAME, RunStatus, StatusFile
 from p1mqtt.systemd import Notifier
+from p1mqtt.threadnames import name_os_thread
 from p1mqtt.topics import Message, ReadingPolicy, TopicMapper, TopicRules
 
 __all__ = ["Bridge", "Sink", "mqtt_settings", "port_settings", "topic_rules"]
@@ -246,7 +248,7 @@ class Bridge:
         self._encoder = TelegramJsonEncoder()
         self._mapper = TopicMapper(topic_rules(config))
         self._health = Health(started=time.monotonic(), stale_after=config.health.stale_after)
-        self._queue: queue.Queue[_Batch | object] = queue.Queue(maxsize=QUEUE_SIZE)
+        self._queue: Handoff[_Batch | object] = Handoff(QUEUE_SIZE)
         self._dropped = 0
         self._bytes_since_telegram = 0
         self._republish = threading.Event()
@@ -317,16 +319,11 @@ class Bridge:
         # a pseudo-terminal or a network dongle then holds the bytes back, nothing is lost. A
         # processor stuck for longer must not stall the reader: then drop the oldest batch.
         deadline = time.monotonic() + BACKPRESSURE_LIMIT
-        while True:
-            try:
-                self._queue.put(batch, timeout=0.1)
-            except queue.Full:
-                if self._stopping.is_set() or time.monotonic() >= deadline:
-                    with contextlib.suppress(queue.Empty):
-                        self._queue.get_nowait()
+        while not self._queue.put(batch, timeout=0.1):
+            if self._stopping.is_set() or time.monotonic() >= deadline:
+                with contextlib.suppress(queue.Empty):
+                    if isinstance(self._queue.get_nowait(), _Batch):
                         self._dropped += 1
-            else:
-                return
 
     def _on_port_state(self, state: str) -> None:
         if state == "open" and self._reader.opens > 1:
@@ -336,11 +333,10 @@ class Bridge:
         self._wake()
 
     def _wake(self) -> None:
-        # A full queue means a busy processor, which will see the change anyway.
-        with contextlib.suppress(queue.Full):
-            self._queue.put_nowait(_WAKE)
+        self._queue.signal(_WAKE)
 
     def _read(self, stop: threading.Event) -> None:
+        name_os_thread("p1mqtt-reader")
         try:
             self._reader.run(stop)
             # Not the telegram being received when we stopped: only what the framer gave up.
@@ -354,7 +350,7 @@ class Bridge:
             self._failure = error
             stop.set()
         finally:
-            self._queue.put(_END)
+            self._queue.signal(_END)
 
     # --- sink callbacks (paho's thread) ------------------------------------------------------
 

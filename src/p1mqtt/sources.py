@@ -53,8 +53,9 @@ class PortSettings:
     bytesize: int = 8
     parity: str = "N"
     stopbits: int = 1
-    read_timeout: float = 0.25
-    """Longest a read blocks, which bounds how fast a stop request is noticed."""
+    read_timeout: float = 0.5
+    """Longest a read blocks, which bounds how fast a stop request is noticed (each timeout
+    is a wake-up of an idle reader, so not much shorter)."""
     reopen_delay_min: float = 1.0
     reopen_delay_max: float = 30.0
 
@@ -204,6 +205,17 @@ class PortReader:
         self._reopen.clear()
         while not stop.is_set():
             if self._reopen.is_set():
+                # Not in the middle of a telegram: what the port already holds is read first
+                # (closing the port would throw it away).
+                try:
+                    waiting = port.in_waiting
+                    data = port.read(waiting) if waiting > 0 else b""
+                except (serial.SerialException, OSError) as error:
+                    self._failed(describe_port_error(self._settings.port, error))
+                    return False
+                if data:
+                    self._on_data(data, time.monotonic())
+                    continue
                 self._reopen.clear()
                 logger.debug("reopening %s", self._settings.port)
                 return True

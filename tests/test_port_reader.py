@@ -1,0 +1,56 @@
+"""The port reader's loop, with a scripted port (the real ports are in test_serial_faults.py)."""
+
+import threading
+
+from p1mqtt.sources import PortReader, PortSettings
+
+
+class ScriptedPort:
+    """A port that returns its chunks one read at a time, then nothing; records its closing."""
+
+    def __init__(self, chunks: list[bytes], on_read: "list[object]") -> None:
+        self._chunks = list(chunks)
+        self._on_read = on_read
+        self.closed = False
+
+    @property
+    def in_waiting(self) -> int:
+        """The next chunk's size once the first was read (it is "buffered")."""
+        return len(self._chunks[0]) if self._chunks and self._on_read else 0
+
+    def read(self, size: int = 1) -> bytes:
+        """The next chunk (ignoring ``size``), or nothing."""
+        self._on_read.append(size)
+        return self._chunks.pop(0) if self._chunks else b""
+
+    def close(self) -> None:
+        """Closed by the reader."""
+        self.closed = True
+
+
+def test_a_reopen_request_waits_until_the_buffered_bytes_are_read() -> None:
+    """A reopen asked for while a telegram is coming in (the meter was silent until now) is
+    carried out once the port's buffer is empty, not between two chunks of the telegram."""
+    received: list[bytes] = []
+    reads: list[object] = []
+    stop = threading.Event()
+    ports: list[ScriptedPort] = []
+    reader: PortReader
+
+    def opener(_settings: PortSettings) -> ScriptedPort:
+        if ports:  # the reopen happened: the test is over
+            stop.set()
+            return ScriptedPort([], reads)
+        port = ScriptedPort([b"/FLU5", b"\\253769484_A\r\n...!ABCD\r\n"], reads)
+        ports.append(port)
+        return port
+
+    def on_data(data: bytes, _now: float) -> None:
+        received.append(data)
+        reader.request_reopen()  # the processor found the meter silent meanwhile
+
+    reader = PortReader(PortSettings("/dev/scripted"), on_data, opener=opener)  # type: ignore[arg-type]
+    reader.run(stop)
+    assert b"".join(received) == b"/FLU5\\253769484_A\r\n...!ABCD\r\n"
+    assert ports[0].closed
+    assert reader.opens == 2
