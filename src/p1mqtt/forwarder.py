@@ -139,10 +139,7 @@ class Forwarder:
     @property
     def depth(self) -> int:
         """Messages awaiting the broker's acknowledgement, on disk or handed from memory."""
-        if self._outbox is None:
-            return 0
-        self._take_acks()
-        return self._outbox.count - len(self._done) + len(self._unsaved)
+        return self.saved + len(self._unsaved)
 
     @property
     def saved(self) -> int:

@@ -119,11 +119,14 @@ def open_port(settings: PortSettings) -> SerialPort:
     return cast(SerialPort, port)
 
 
-def read_available(port: SerialPort, name: str) -> bytes:
-    """Read what the port has (waiting at most its timeout); raise SourceError when it died."""
+def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
+    """Read what the port has; when it has nothing, wait at most its timeout for a byte (or,
+    with ``wait=False``, return nothing at once). Raise SourceError when the port died."""
     try:
         waiting = port.in_waiting
-        return port.read(waiting if waiting > 0 else 1)
+        if waiting > 0:
+            return port.read(waiting)
+        return port.read(1) if wait else b""
     except (serial.SerialException, OSError) as error:
         raise SourceError(describe_port_error(name, error)) from error
 
@@ -204,28 +207,20 @@ class PortReader:
         """Read until a fault, a stop or a reopen request; True for a reopen request."""
         self._reopen.clear()
         while not stop.is_set():
-            if self._reopen.is_set():
-                # Not in the middle of a telegram: what the port already holds is read first
-                # (closing the port would throw it away).
-                try:
-                    waiting = port.in_waiting
-                    data = port.read(waiting) if waiting > 0 else b""
-                except (serial.SerialException, OSError) as error:
-                    self._failed(describe_port_error(self._settings.port, error))
-                    return False
-                if data:
-                    self._on_data(data, time.monotonic())
-                    continue
-                self._reopen.clear()
-                logger.debug("reopening %s", self._settings.port)
-                return True
+            reopen = self._reopen.is_set()
             try:
-                data = read_available(port, self._settings.port)
+                data = read_available(port, self._settings.port, wait=not reopen)
             except SourceError as error:
                 self._failed(str(error))
                 return False
             if data:
                 self._on_data(data, time.monotonic())
+            elif reopen:
+                # Only once what the port held is read: closing it would throw that away (the
+                # rest of a telegram that began to arrive).
+                self._reopen.clear()
+                logger.debug("reopening %s", self._settings.port)
+                return True
         return False
 
     def _failed(self, message: str) -> None:
