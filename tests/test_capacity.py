@@ -11,6 +11,7 @@ from p1mqtt.capacity import (
     CapacityStatus,
     billed_months,
     capacity_status,
+    capacity_warning,
     exact_json,
     peak_threshold,
     project_quarter,
@@ -22,7 +23,7 @@ from p1mqtt.computed import ComputedReadings
 from p1mqtt.config.model import CapacityConfig, TotalsConfig
 from p1mqtt.protocol import Decoder, ProfileEntry, Telegram, encode_telegram, format_timestamp
 from p1mqtt.totals import local_midnight
-from telegrams import decode_one, decoded, fixture
+from telegrams import decode_one, decoded, fixture, fixture_names
 
 BRUSSELS = ZoneInfo("Europe/Brussels")
 HEADER = "FLU5\\253769484_A"
@@ -483,6 +484,28 @@ def test_exact_json() -> None:
         exact_json({1, 2})
     with pytest.raises(ValueError, match="JSON"):
         exact_json(D("NaN"))
+
+
+def test_the_cheap_warning_check_agrees_with_the_whole_status() -> None:
+    """capacity_warning is capacity_status's peak_warning (None alike), on every fixture."""
+    seen: set[bool] = set()
+    options = [
+        {},
+        {"margin_kw": D("0.5")},
+        {"margin_kw": D("3"), "floor_kw": D(0)},
+    ]
+    for name in fixture_names():
+        for event in Decoder().feed(fixture(name)):
+            telegram = getattr(event, "telegram", None)
+            if telegram is None:
+                continue
+            for option in options:
+                found = capacity_status(telegram, **option)
+                expected = None if found is None else found.peak_warning
+                assert capacity_warning(telegram, **option) is expected, name
+                if expected is not None:
+                    seen.add(expected)
+    assert seen == {False, True}
 
 
 # --- publication rate (ComputedReadings) -------------------------------------------------------

@@ -9,6 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+import p1mqtt.totals as totals_module
 from p1mqtt.protocol import Telegram, encode_telegram, format_timestamp
 from p1mqtt.totals import (
     Totals,
@@ -210,6 +211,19 @@ def test_a_whole_day_counts_its_real_hours(day: date, hours: int) -> None:
     assert last.day.start == start
     assert last.day.partial is False
     assert imported(last) == D(hours * 3600) / 1000
+
+
+@pytest.mark.parametrize("first", [date(2026, 3, 27), date(2026, 10, 23), date(2026, 12, 30)])
+def test_every_telegram_is_in_the_day_month_and_year_of_its_time(first: date) -> None:
+    """Every 7 minutes for four days across a DST change or New Year: no period start missed."""
+    tracker = TotalsTracker(None)
+    start = local_midnight(first, BRUSSELS)
+    for step in range(4 * 24 * 60 // 7):
+        moment = (start + timedelta(minutes=7 * step)).astimezone(BRUSSELS)
+        totals = run(tracker, moment)
+        assert (totals.day.start, totals.month.start, totals.year.start) == period_starts(
+            moment, BRUSSELS
+        ), moment
 
 
 def test_the_repeated_autumn_hour_stays_in_its_day() -> None:
@@ -415,25 +429,53 @@ def test_state_is_written_atomically(tmp_path: Path) -> None:
 
 
 def test_saves_are_throttled_except_at_period_changes(tmp_path: Path) -> None:
-    """At most one routine save a minute, but a new day is written at once."""
+    """At most one routine save a minute of real time, but a new day is written at once."""
     state = tmp_path / "totals.json"
+    clock = [0.0]
 
     def saved_time() -> str:
         return str(json.loads(state.read_text(encoding="utf-8"))["last_time"])
 
-    tracker = TotalsTracker(state)
-    run(tracker, at(2026, 5, 20, 23, 58, 0))
+    def live(moment: datetime) -> None:
+        """One telegram from a live meter: the computer's clock moves with the meter's."""
+        clock[0] = moment.timestamp()
+        run(tracker, moment)
+
+    tracker = TotalsTracker(state, clock=lambda: clock[0])
+    live(at(2026, 5, 20, 23, 58, 0))
     assert saved_time() == "2026-05-20T23:58:00+02:00"
-    run(tracker, at(2026, 5, 20, 23, 58, 30))
+    live(at(2026, 5, 20, 23, 58, 30))
     assert saved_time() == "2026-05-20T23:58:00+02:00"
-    run(tracker, at(2026, 5, 20, 23, 59, 0))
+    live(at(2026, 5, 20, 23, 59, 0))
     assert saved_time() == "2026-05-20T23:59:00+02:00"
-    run(tracker, at(2026, 5, 21, 0, 0, 1))
+    live(at(2026, 5, 21, 0, 0, 1))
     assert saved_time() == "2026-05-21T00:00:01+02:00"
-    run(tracker, at(2026, 5, 21, 0, 0, 2))
+    live(at(2026, 5, 21, 0, 0, 2))
     assert saved_time() == "2026-05-21T00:00:01+02:00"
     tracker.flush()
     assert saved_time() == "2026-05-21T00:00:02+02:00"
+
+
+def test_a_backlog_is_not_saved_once_a_meter_minute(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ten minutes of queued telegrams taken in one real second: only the new day is written."""
+    state = tmp_path / "totals.json"
+    written: list[str] = []
+    write = totals_module._write_atomically
+
+    def counted(path: Path, text: str) -> None:
+        written.append(json.loads(text)["last_time"])
+        write(path, text)
+
+    monkeypatch.setattr(totals_module, "_write_atomically", counted)
+    tracker = TotalsTracker(state, clock=lambda: 100.0)
+    start = at(2026, 5, 20, 23, 55, 0)
+    run(tracker, *(start + timedelta(seconds=n) for n in range(600)))
+    # The first telegram (nothing was saved yet), then the new day at once.
+    assert written == ["2026-05-20T23:55:00+02:00", "2026-05-21T00:00:00+02:00"]
+    tracker.flush()
+    assert written[-1] == "2026-05-21T00:04:59+02:00"
 
 
 def test_an_unwritable_state_file_is_logged_not_raised(

@@ -28,6 +28,7 @@ __all__ = [
     "CapacityStatus",
     "billed_months",
     "capacity_status",
+    "capacity_warning",
     "exact_json",
     "peak_threshold",
     "project_quarter",
@@ -300,6 +301,62 @@ def _running_month_peak(obj: CosemObject, time: datetime) -> tuple[Decimal | Non
     return value, at
 
 
+@dataclass(frozen=True, slots=True)
+class _Quarter:
+    """The cheap part of a capacity status: the running quarter against this month's peak."""
+
+    time: datetime
+    average: Decimal
+    month_peak: Decimal
+    month_peak_at: datetime | None
+    power: Decimal | None
+    elapsed: int
+    threshold: Decimal
+    projected: Decimal | None
+
+    @property
+    def warning(self) -> bool:
+        return self.projected is not None and self.projected > self.threshold
+
+
+def _quarter(telegram: Telegram, margin_kw: Decimal, floor_kw: Decimal) -> _Quarter | None:
+    time = telegram.timestamp
+    average = _reading_kw(telegram.get(_DEMAND))
+    peak_object = telegram.get(_MONTH_PEAK)
+    if time is None or average is None or peak_object is None:
+        return None
+    month_peak, month_peak_at = _running_month_peak(peak_object, time)
+    if month_peak is None:
+        return None
+    elapsed = quarter_elapsed(time)
+    power = _reading_kw(telegram.get(_POWER))
+    return _Quarter(
+        time=time,
+        average=average,
+        month_peak=month_peak,
+        month_peak_at=month_peak_at,
+        power=power,
+        elapsed=elapsed,
+        threshold=peak_threshold(month_peak, margin_kw=margin_kw, floor_kw=floor_kw),
+        projected=None if power is None else project_quarter(average, power, elapsed),
+    )
+
+
+def capacity_warning(
+    telegram: Telegram,
+    *,
+    margin_kw: Decimal = _ZERO,
+    floor_kw: Decimal = DEFAULT_FLOOR_KW,
+) -> bool | None:
+    """The ``peak_warning`` of :func:`capacity_status`, or ``None`` when that would be ``None``.
+
+    A fraction of its cost (the 13-month history is not read): for deciding, on every telegram,
+    whether a status must be published now.
+    """
+    quarter = _quarter(telegram, margin_kw, floor_kw)
+    return None if quarter is None else quarter.warning
+
+
 def capacity_status(
     telegram: Telegram,
     *,
@@ -312,44 +369,35 @@ def capacity_status(
     meters) and for telegrams without a usable time (``0-0:1.0.0``), which quarters and months
     are counted from. A missing or empty ``0-0:98.1.0`` means no completed month is known.
     """
-    time = telegram.timestamp
-    average = _reading_kw(telegram.get(_DEMAND))
-    peak_object = telegram.get(_MONTH_PEAK)
-    if time is None or average is None or peak_object is None:
-        return None
-    month_peak, month_peak_at = _running_month_peak(peak_object, time)
-    if month_peak is None:
+    quarter = _quarter(telegram, margin_kw, floor_kw)
+    if quarter is None:
         return None
     history_object = telegram.get(_HISTORY)
     history = () if history_object is None else (history_object.entries or ())
-    months = billed_months(history, month_peak, month=time, floor_kw=floor_kw)
-    start, end = quarter_bounds(time)
-    elapsed = quarter_elapsed(time)
-    power = _reading_kw(telegram.get(_POWER))
-    threshold = peak_threshold(month_peak, margin_kw=margin_kw, floor_kw=floor_kw)
-    projected = None if power is None else project_quarter(average, power, elapsed)
-    warning = projected is not None and projected > threshold
+    months = billed_months(history, quarter.month_peak, month=quarter.time, floor_kw=floor_kw)
+    start, end = quarter_bounds(quarter.time)
+    power, projected = quarter.power, quarter.projected
     shed = (
-        shed_needed(projected, threshold, power, elapsed)
+        shed_needed(projected, quarter.threshold, power, quarter.elapsed)
         if projected is not None and power is not None
         else _ZERO.quantize(_KW)
     )
     return CapacityStatus(
-        time=time,
-        quarter_average_kw=average,
+        time=quarter.time,
+        quarter_average_kw=quarter.average,
         quarter_start=start,
         quarter_end=end,
-        quarter_elapsed_s=elapsed,
+        quarter_elapsed_s=quarter.elapsed,
         power_kw=power,
         quarter_projected_kw=projected,
-        month_peak_kw=month_peak,
-        month_peak_at=month_peak_at,
+        month_peak_kw=quarter.month_peak,
+        month_peak_at=quarter.month_peak_at,
         rolling_average_kw=_mean(months, floor_kw),
         rolling_months=len(months),
         floor_kw=floor_kw,
         margin_kw=margin_kw,
-        threshold_kw=threshold,
-        peak_warning=warning,
+        threshold_kw=quarter.threshold,
+        peak_warning=quarter.warning,
         shed_kw=shed,
     )
 

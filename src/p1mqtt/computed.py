@@ -7,7 +7,7 @@ from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 
-from p1mqtt.capacity import capacity_status
+from p1mqtt.capacity import capacity_status, capacity_warning
 from p1mqtt.config import CapacityConfig, TotalsConfig
 from p1mqtt.protocol import Telegram
 from p1mqtt.topics import Message
@@ -59,14 +59,16 @@ class ComputedReadings:
         """The messages due for ``telegram`` at monotonic time ``now``."""
         out: list[Message] = []
         if self._capacity is not None:
-            status = capacity_status(telegram, margin_kw=self._margin, floor_kw=self._floor)
-            self._has_capacity = status is not None
-            if status is not None and (
-                now >= self._next_capacity or status.peak_warning != self._warning
-            ):
-                self._next_capacity = now + self._capacity_interval
-                self._warning = status.peak_warning
-                out.append(Message(f"{self._prefix}/capacity", status.to_json(), self._qos))
+            # Every telegram is checked for a change of warning (published at once); the whole
+            # status, which reads the 13-month history, is built only when it is published.
+            warning = capacity_warning(telegram, margin_kw=self._margin, floor_kw=self._floor)
+            self._has_capacity = warning is not None
+            if warning is not None and (now >= self._next_capacity or warning != self._warning):
+                status = capacity_status(telegram, margin_kw=self._margin, floor_kw=self._floor)
+                if status is not None:
+                    self._next_capacity = now + self._capacity_interval
+                    self._warning = status.peak_warning
+                    out.append(Message(f"{self._prefix}/capacity", status.to_json(), self._qos))
         tracker = self._tracker
         if tracker is not None and tracker.observe(telegram) and now >= self._next_totals:
             totals = tracker.current()

@@ -53,6 +53,7 @@ _DICTIONARY_RENEWAL = (100, 1000)
 """...once this many rows used the dictionary; and every so many rows anyway, since the
 readings drift away from those of the dictionary (a 4.4 kB dictionary every 1000 telegrams
 costs 4.4 bytes a telegram and saves some 20)."""
+_MEM_LEVEL = 6
 _MAX_DICTIONARY = 32 * 1024  # zlib's window: a longer dictionary is not used beyond this
 _CHUNK = 500  # ids per statement, well below SQLite's limit on host parameters
 _CORRUPT_CODES = {sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB}
@@ -451,7 +452,10 @@ class Outbox:
 
 
 def _compress(payload: bytes, dictionary: bytes) -> bytes:
-    compressor = zlib.compressobj(9, zdict=dictionary)
+    # memLevel 6 instead of 8: the same output for payloads of a few kB, and a third of the
+    # time (measured: 25 instead of 70-90 us for a 4.4 kB telegram), since zlib's state then
+    # stays small enough that the C allocator reuses its memory instead of mapping it anew.
+    compressor = zlib.compressobj(9, zlib.DEFLATED, 15, _MEM_LEVEL, zdict=dictionary)
     return compressor.compress(payload) + compressor.flush()
 
 

@@ -171,10 +171,16 @@ class TopicMapper:
             return out
         prefix = rules.prefix
         payloads = self._payloads
-        for key, obj in telegram.by_key():
-            wanted, policy = self._selection(obj.obis, key)
+        published = self._last
+        keys = telegram.keys
+        for obis, obj in telegram.objects.items():
+            key = keys[obis]
+            wanted, policy = self._selection(obis, key)
             if not wanted:
                 continue
+            last = published.get(key)
+            if last is not None and now - last.at < policy.min_interval:
+                continue  # too soon whatever the value: its payload is not even needed
             memo = payloads.get(id(obj))
             if memo is not None and memo[0] is obj:
                 payload = memo[1]
@@ -183,7 +189,7 @@ class TopicMapper:
                 if len(payloads) >= _PAYLOAD_MEMO:
                     payloads.clear()
                 payloads[id(obj)] = (obj, payload)
-            if not self._due(key, payload, policy, now):
+            if not self._due(key, last, payload, policy, now):
                 continue
             out.append(Message(f"{prefix}/{key}", payload, rules.qos, rules.retain_readings))
             if obj.has_timestamp and obj.timestamp is not obj.value:
@@ -218,8 +224,9 @@ class TopicMapper:
         self._selected[(obis, key)] = result
         return result
 
-    def _due(self, key: str, payload: str, policy: ReadingPolicy, now: float) -> bool:
-        last = self._last.get(key)
+    def _due(
+        self, key: str, last: _Published | None, payload: str, policy: ReadingPolicy, now: float
+    ) -> bool:
         if last is not None:
             elapsed = now - last.at
             if elapsed < policy.min_interval:

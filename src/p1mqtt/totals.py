@@ -7,16 +7,18 @@ the computer's clock.
 
 The baselines are kept in a small JSON file in the data directory, written atomically (temporary
 file + ``os.replace``), at a period change or a meter replacement at once and otherwise at most
-once a minute, so an SD card is not worn out. ``flush()`` writes it at shutdown.
+once a minute of real time, so an SD card is not worn out. ``flush()`` writes it at shutdown.
 """
 
 import contextlib
 import json
 import logging
+import math
 import os
 import re
 import tempfile
-from collections.abc import Mapping
+import time as clocks
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta, tzinfo
 from decimal import Decimal, InvalidOperation
@@ -48,6 +50,8 @@ _TARIFF = re.compile(r"energy_(import|export)_tariff_\d+")
 _TOTAL = re.compile(r"energy_(import|export)_total")
 _VOLUME = re.compile(r"(gas|water)(_\d+)?_volume")
 _SUMS = {"import": "energy_import", "export": "energy_export"}
+_ONE_DAY = timedelta(days=1)
+_NO_SPAN = (math.inf, -math.inf)
 
 
 # --- pure period logic -------------------------------------------------------------------------
@@ -72,6 +76,16 @@ def period_starts(moment: datetime, zone: tzinfo) -> tuple[datetime, datetime, d
     )
 
 
+def _is_register_key(key: str) -> bool:
+    return bool(_TARIFF.fullmatch(key) or _TOTAL.fullmatch(key) or _VOLUME.fullmatch(key))
+
+
+_REGISTER_KEYS: dict[str, bool] = {}
+"""Which keys name a register: every telegram has the same few dozen keys, so each is matched
+against the patterns once (up to ``_REGISTER_KEYS_MAX``, so odd input cannot grow it)."""
+_REGISTER_KEYS_MAX = 1024
+
+
 def select_registers(telegram: Telegram) -> dict[str, tuple[Decimal, str | None]]:
     """The registers totals are kept for, by key: value and unit.
 
@@ -81,17 +95,29 @@ def select_registers(telegram: Telegram) -> dict[str, tuple[Decimal, str | None]
     ``(632525252525W)(00000.000)``) is no reading and is left out.
     """
     found: dict[str, tuple[Decimal, str | None]] = {}
-    for key, obj in telegram.by_key():
+    known = _REGISTER_KEYS
+    tariffs = False
+    keys = telegram.keys
+    for obis, obj in telegram.objects.items():
+        key = keys[obis]
+        register = known.get(key)
+        if register is None:
+            register = _is_register_key(key)
+            if len(known) < _REGISTER_KEYS_MAX:
+                known[key] = register
+        if not register:
+            continue
         value = obj.value
         if not isinstance(value, Decimal) or not value.is_finite():
             continue
         if obj.has_timestamp and obj.timestamp is None:
             continue
-        if _TARIFF.fullmatch(key) or _TOTAL.fullmatch(key) or _VOLUME.fullmatch(key):
-            found[key] = (value, obj.unit)
-    for direction in ("import", "export"):
-        if any(key.startswith(f"energy_{direction}_tariff_") for key in found):
-            found.pop(f"energy_{direction}_total", None)
+        found[key] = (value, obj.unit)
+        tariffs = tariffs or "_tariff_" in key
+    if tariffs:
+        for direction in ("import", "export"):
+            if any(key.startswith(f"energy_{direction}_tariff_") for key in found):
+                found.pop(f"energy_{direction}_total", None)
     return found
 
 
@@ -174,7 +200,9 @@ class TotalsTracker:
     decides where days begin. ``max_gap``: when the telegrams before and after a period start
     are at most this far apart, the last reading before it is the new baseline and the period
     is complete; after a longer gap (p1mqtt stopped) the first reading is, and the period is
-    marked partial. ``save_interval``: least meter time between two routine saves.
+    marked partial. ``save_interval``: least time between two routine saves, on ``clock`` (seconds,
+    monotonic): real time, so catching up on a backlog of telegrams writes no more often than a
+    live meter does.
     """
 
     def __init__(
@@ -184,16 +212,20 @@ class TotalsTracker:
         *,
         max_gap: timedelta = timedelta(minutes=5),
         save_interval: timedelta = timedelta(minutes=1),
+        clock: Callable[[], float] = clocks.monotonic,
     ) -> None:
         self._state_file = state_file
         self._zone: tzinfo = ZoneInfo(zone) if isinstance(zone, str) else zone
         self._max_gap = max_gap
-        self._save_interval = save_interval
+        self._save_interval = save_interval.total_seconds()
+        self._clock = clock
         self._periods: dict[str, _Period] = {}
         self._last: dict[str, Decimal] = {}
         self._units: dict[str, str | None] = {}
         self._last_time: datetime | None = None
-        self._saved_at: datetime | None = None
+        self._saved_clock: float | None = None
+        self._day_span = _NO_SPAN
+        """The running day's start and end (POSIX seconds): inside it, no period can start."""
         self._dirty = False
         self._load()
 
@@ -234,8 +266,8 @@ class TotalsTracker:
         self._dirty = True
         if (
             urgent
-            or self._saved_at is None
-            or _seconds(time, self._saved_at) >= self._save_interval.total_seconds()
+            or self._saved_clock is None
+            or self._clock() - self._saved_clock >= self._save_interval
         ):
             self._save(time)
         return True
@@ -251,6 +283,9 @@ class TotalsTracker:
         self, time: datetime, registers: Mapping[str, tuple[Decimal, str | None]]
     ) -> bool:
         """Start the periods ``time`` has entered; add registers seen for the first time."""
+        day_start, day_end = self._day_span
+        if day_start <= time.timestamp() < day_end:
+            return self._add_new_registers(registers)
         changed = False
         continuous = (
             self._last_time is not None
@@ -261,14 +296,24 @@ class TotalsTracker:
             if period is None or start.timestamp() > period.start.timestamp():
                 self._periods[name] = self._new_period(name, start, continuous, registers)
                 changed = True
+        day = self._periods["day"].start
+        next_day = local_midnight(day.astimezone(self._zone).date() + _ONE_DAY, self._zone)
+        self._day_span = (day.timestamp(), next_day.timestamp())
+        return self._add_new_registers(registers) or changed
+
+    def _add_new_registers(self, registers: Mapping[str, tuple[Decimal, str | None]]) -> bool:
+        """Count registers a running period has no baseline for from now on (it is partial)."""
+        added = False
+        for name, period in self._periods.items():
+            if registers.keys() <= period.base.keys():
                 continue
             for key, (value, _unit) in registers.items():
                 if key not in period.base:
                     _log.info("totals: %s counted from now on for this %s (partial)", key, name)
                     period.base[key] = value
                     period.partial = True
-                    changed = True
-        return changed
+                    added = True
+        return added
 
     def _new_period(
         self,
@@ -363,6 +408,7 @@ class TotalsTracker:
                 "totals: state file %s is unreadable (%s); starting new baselines", path, exc
             )
             self._periods, self._last, self._units, self._last_time = {}, {}, {}, None
+        self._day_span = _NO_SPAN
 
     def _restore(self, state: Any) -> None:
         if state.get("version") != _STATE_VERSION:
@@ -389,7 +435,7 @@ class TotalsTracker:
         }
         last_time = _aware(state["last_time"])
         self._periods, self._last, self._units, self._last_time = periods, last, units, last_time
-        self._saved_at = last_time
+        self._saved_clock = self._clock()  # the file holds this state already
 
     def _state(self) -> dict[str, object]:
         return {
@@ -410,7 +456,7 @@ class TotalsTracker:
         }
 
     def _save(self, time: datetime) -> None:
-        self._saved_at = time
+        self._saved_clock = self._clock()
         path = self._state_file
         if path is None:
             self._dirty = False
