@@ -276,12 +276,28 @@ def thread_split(
 
 def memory_kib(pid: int) -> tuple[int, int]:
     """(current RSS, peak RSS) of a process, KiB."""
+    values = _status_kib(pid)
+    return values["VmRSS"], values["VmHWM"]
+
+
+def _status_kib(pid: int) -> dict[str, int]:
     values = {}
     with open(f"/proc/{pid}/status", encoding="ascii") as status:
         for line in status:
-            if line.startswith(("VmRSS:", "VmHWM:")):
-                values[line.split(":")[0]] = int(line.split()[1])
-    return values["VmRSS"], values["VmHWM"]
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "VmHWM", "RssAnon", "RssFile", "RssShmem"):
+                values[name] = int(rest.split()[0])
+    return values
+
+
+def memory_split(pid: int) -> str:
+    """The RSS in MB too (the target's unit), and what it is made of."""
+    values = _status_kib(pid)
+    return (
+        f"RSS now {values['VmRSS'] * 1024 / 1e6:.1f} MB: {values.get('RssAnon', 0) / 1024:.1f} MiB "
+        f"private (heap, Python objects, stacks) + {values.get('RssFile', 0) / 1024:.1f} MiB "
+        "mapped files (libpython, pydantic-core, libcrypto, sqlite...: shareable, evictable)"
+    )
 
 
 def meter_time(data: bytes) -> str:
@@ -414,6 +430,7 @@ def main() -> int:
                 bridge.pid, threads_before, threads_after, cpu_paced, args.paced_seconds
             )
             print(f"  by bridge thread (thread id), ms per telegram: {split}")
+            print(f"  {memory_split(bridge.pid)}")
             print(
                 f"  REFERENCE decoder floor at 1/s (Decoder.feed + JSON only, in the bench): "
                 f"CPU {floor_paced / args.paced_seconds * 1000:.3f} ms per telegram"
@@ -441,6 +458,7 @@ def main() -> int:
                 f"telegrams/s, CPU {cpu_burst / args.burst_count * 1000:.3f} ms per telegram, "
                 f"RSS {rss_end / 1024:.1f} MiB, peak {peak_end / 1024:.1f} MiB"
             )
+            print(f"  {memory_split(bridge.pid)}")
             floor_burst = floor.run(burst_telegrams)
             print(
                 f"  REFERENCE decoder floor back to back (same telegrams, after phase 3): "

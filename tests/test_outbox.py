@@ -107,6 +107,25 @@ def test_delete_removes_a_batch_and_ids_never_repeat(open_outbox: Callable[..., 
     assert outbox.append("t", b"y", 1, False, None) > ids[-1]
 
 
+def test_deletes_of_every_length_remove_exactly_their_rows(
+    open_outbox: Callable[..., Outbox],
+) -> None:
+    """Deletes of 1 to 40 ids (statements padded to a few lengths): each removes its rows only,
+    and the count and size stay those of the rows left."""
+    outbox = open_outbox()
+    ids = [outbox.append("t", bytes([n % 256]) * 40, 1, False, None) for n in range(900)]
+    left = list(ids)
+    for length in range(1, 41):
+        chosen = left[length : length * 2]
+        assert outbox.delete(chosen) == len(chosen)
+        left = [i for i in left if i not in chosen]
+        assert [row.id for row in outbox.pending(0, 1000)] == left
+    assert outbox.count == len(left)
+    assert outbox.size_bytes == sum(len(row.payload) for row in outbox.pending(0, 1000)) + len(
+        left
+    ) * (len("t") + ROW_OVERHEAD)
+
+
 def test_reopened_queue_keeps_rows_order_and_ids(
     open_outbox: Callable[..., Outbox], path: Path, clock: Clock
 ) -> None:

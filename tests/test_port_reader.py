@@ -2,7 +2,7 @@
 
 import threading
 
-from p1mqtt.sources import PortReader, PortSettings
+from p1mqtt.sources import PortReader, PortSettings, read_available
 
 
 class ScriptedPort:
@@ -54,3 +54,35 @@ def test_a_reopen_request_waits_until_the_buffered_bytes_are_read() -> None:
     assert b"".join(received) == b"/FLU5\\253769484_A\r\n...!ABCD\r\n"
     assert ports[0].closed
     assert reader.opens == 2
+
+
+class TricklingPort:
+    """Nothing buffered until a blocking read(1) returns the first byte; the rest then waits."""
+
+    def __init__(self, data: bytes) -> None:
+        self._data = data
+        self._started = False
+        self.reads: list[int] = []
+
+    @property
+    def in_waiting(self) -> int:
+        """What arrived after the first byte."""
+        return len(self._data) if self._started else 0
+
+    def read(self, size: int = 1) -> bytes:
+        """Up to ``size`` bytes."""
+        self.reads.append(size)
+        self._started = True
+        taken, self._data = self._data[:size], self._data[size:]
+        return taken
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+
+def test_a_wake_up_by_the_first_byte_returns_what_came_with_it() -> None:
+    """One call: the byte that ended the wait and the rest of the telegram buffered behind it."""
+    port = TricklingPort(b"/FLU5\\253769484_A\r\n")
+    assert read_available(port, "/dev/test") == b"/FLU5\\253769484_A\r\n"  # type: ignore[arg-type]
+    assert port.reads == [1, 18]
+    assert read_available(port, "/dev/test", wait=False) == b""  # type: ignore[arg-type]

@@ -42,6 +42,7 @@ from p1mqtt.faultlog import FaultLog
 from p1mqtt.forwarder import Forwarder
 from p1mqtt.handoff import Handoff
 from p1mqtt.health import Health
+from p1mqtt.memory import HeapTrimmer
 from p1mqtt.mqtt import MqttPublisher, MqttSettings
 from p1mqtt.outbox import OUTBOX_FILE, Outbox, OutboxError
 from p1mqtt.paths import default_data_dir
@@ -265,6 +266,7 @@ class Bridge:
         self._reader = PortReader(port_settings(config), self._on_data, self._on_port_state)
         data_dir = prepare_data_dir(config)
         self._status_file = StatusFile(data_dir / STATUS_FILE_NAME) if data_dir else None
+        self._trimmer = HeapTrimmer()
         self._notifier = notifier or Notifier()
         self._started_wall = time.time()
         discovery = config.homeassistant
@@ -443,6 +445,7 @@ class Bridge:
                     return
                 if isinstance(item, _Batch):
                     self._process(item)
+            self._trimmer.processed(len(items), self._queue.qsize())
             if self._forwarder is not None:
                 self._forwarder.pump()
                 if now >= next_prune:

@@ -126,7 +126,12 @@ def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
         waiting = port.in_waiting
         if waiting > 0:
             return port.read(waiting)
-        return port.read(1) if wait else b""
+        if not wait:
+            return b""
+        first = port.read(1)
+        # Woken by the first byte of a telegram: take what arrived with it in the same call.
+        waiting = port.in_waiting if first else 0
+        return first + port.read(waiting) if waiting > 0 else first
     except (serial.SerialException, OSError) as error:
         raise SourceError(describe_port_error(name, error)) from error
 
