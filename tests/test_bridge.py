@@ -21,6 +21,7 @@ from p1mqtt.config import Config, load_config
 from p1mqtt.protocol import Decoder, TelegramDecoded, TelegramJsonEncoder
 from p1mqtt.service import Bridge
 from p1mqtt.simulator import SimulatedMeter
+from p1mqtt.statusfile import STATUS_FILE_NAME, StatusFile
 
 pytestmark = pytest.mark.integration
 
@@ -159,6 +160,35 @@ def test_status_and_health_are_retained(mosquitto: MosquittoBroker, meter: PtyMe
     with Subscriber(mosquitto.host, mosquitto.port, "t2/status") as after:
         after.wait_for(1)
         assert topic_payloads(after, "t2/status") == ["offline"]
+
+
+def test_the_status_file_shows_a_lost_broker_at_once(
+    mosquitto: MosquittoBroker, meter: PtyMeter
+) -> None:
+    """`p1mqtt health` reads the status file: a broker lost shows there within seconds, not
+    at the next routine write (every 15 s)."""
+    running = RunningBridge(make_config(mosquitto, meter.path, "t2s"))
+    status = StatusFile(meter.path.parent / "state" / STATUS_FILE_NAME)
+    try:
+        wait_until(lambda: running.bridge.health.port_state == "open")
+        meter.write(b"".join(simulated(2)))
+        # The first telegram is written at once too (no routine write within 5 s of the start).
+        wait_until(
+            lambda: (found := status.read()) is not None and found.last_telegram_at is not None,
+            timeout=5,
+        )
+        written = status.read()
+        assert written is not None
+        assert (written.port_state, written.broker_connected) == ("open", True)
+        mosquitto.stop()
+        lost_at = time.monotonic()
+        wait_until(
+            lambda: (found := status.read()) is not None and not found.broker_connected,
+            timeout=5,
+        )
+        assert time.monotonic() - lost_at < 5
+    finally:
+        assert running.finish() == 0
 
 
 def test_port_unplugged_and_replugged_behind_the_same_path(

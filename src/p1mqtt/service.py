@@ -453,11 +453,12 @@ class Bridge:
                     next_prune = now + PRUNE_INTERVAL
             if not stop.is_set():
                 self._check_silence(now)
-            if now >= next_health or self._state_changed.is_set():
+            changed = self._state_changed.is_set()
+            if now >= next_health or changed:
                 self._state_changed.clear()
                 self._publish_health(now)
                 next_health = now + interval
-            self._write_status(now)
+            self._write_status(now, force=changed)
             if reader.is_alive():
                 # The watchdog proves both threads live: this loop runs, the reader reads.
                 self._notifier.keepalive(now)
@@ -468,6 +469,8 @@ class Bridge:
             self._republish.clear()
             self._mapper.forget()
         for event in self._decoder.decode(batch.framed):
+            if isinstance(event, TelegramDecoded) and (health.stale or not health.last_telegram):
+                self._state_changed.set()  # data (again): health and status file at once
             health.record(event, batch.at)
             if isinstance(event, TelegramDecoded):
                 self._bytes_since_telegram = 0

@@ -37,8 +37,9 @@ logger = logging.getLogger(__name__)
 STATUS_FILE_NAME = "status.json"
 DEFAULT_MAX_AGE = 60.0
 """Seconds without a telegram (or without a status update) before ``health`` fails."""
-DEFAULT_MIN_INTERVAL = 5.0
-"""Seconds between two writes of the file (fewer writes on a Raspberry Pi's SD card)."""
+DEFAULT_MIN_INTERVAL = 15.0
+"""Seconds between two routine writes of the file (few writes on a Raspberry Pi's SD card, and
+well inside :data:`DEFAULT_MAX_AGE`); the bridge writes a change of state at once (``force``)."""
 _FORMAT = 1
 
 
@@ -196,10 +197,14 @@ class StatusFile:
         return True
 
     def _replace(self, text: str) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         temporary = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
         # 0644: the status holds nothing secret, and `p1mqtt health` may run as another user.
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        flags = os.O_WRONLY | os.O_CREAT | os.O_TRUNC
+        try:
+            descriptor = os.open(temporary, flags, 0o644)
+        except FileNotFoundError:  # the directory is missing (first write, or it was removed)
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            descriptor = os.open(temporary, flags, 0o644)
         try:
             with os.fdopen(descriptor, "w", encoding="utf-8") as stream:
                 stream.write(text)
