@@ -1,7 +1,15 @@
 """The port reader's loop, with a scripted port (the real ports are in test_serial_faults.py)."""
 
+import os
 import threading
+import time
+from pathlib import Path
 
+import pytest
+import serial
+
+from meter_pty import PtyMeter
+from mqtt_helpers import wait_until
 from p1mqtt.sources import PortReader, PortSettings, read_available
 
 
@@ -86,3 +94,56 @@ def test_a_wake_up_by_the_first_byte_returns_what_came_with_it() -> None:
     assert read_available(port, "/dev/test") == b"/FLU5\\253769484_A\r\n"  # type: ignore[arg-type]
     assert port.reads == [1, 18]
     assert read_available(port, "/dev/test", wait=False) == b""  # type: ignore[arg-type]
+
+
+class CountingSerial(serial.Serial):
+    """pyserial's serial port, counting its reads."""
+
+    reads = 0
+
+    def read(self, size: int = 1) -> bytes:
+        """Count, then read."""
+        CountingSerial.reads += 1
+        return super().read(size)
+
+
+@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are pyserial's POSIX ones")
+def test_an_interruptible_reader_waits_for_data_without_polling_and_stops_at_once(
+    tmp_path: Path,
+) -> None:
+    """An idle interruptible reader does not wake twice a second; interrupt() ends its wait,
+    a reopen request reopens at once, and data still arrives."""
+    meter = PtyMeter(tmp_path / "meter")
+    received: list[bytes] = []
+    stop = threading.Event()
+
+    def opener(settings: PortSettings) -> CountingSerial:
+        return CountingSerial(settings.port, settings.baudrate, timeout=settings.read_timeout)
+
+    reader = PortReader(
+        PortSettings(str(meter.path), reopen_delay_min=0.05),
+        lambda data, _now: received.append(data),
+        opener=opener,  # type: ignore[arg-type]
+        interruptible=True,
+    )
+    thread = threading.Thread(target=reader.run, args=(stop,))
+    try:
+        thread.start()
+        wait_until(lambda: reader.opens == 1 and CountingSerial.reads >= 1)
+        time.sleep(1.5)
+        assert CountingSerial.reads <= 2  # a 0.5 s timeout would have read 3 or 4 times
+        reader.request_reopen()
+        wait_until(lambda: reader.opens == 2, timeout=1)
+        meter.write(b"/FLU5\\253769484_A\r\n")
+        wait_until(lambda: b"".join(received) == b"/FLU5\\253769484_A\r\n", timeout=1)
+        asked = time.monotonic()
+        stop.set()
+        reader.interrupt()
+        thread.join(1)
+        assert not thread.is_alive()
+        assert time.monotonic() - asked < 0.5
+    finally:
+        stop.set()
+        reader.interrupt()
+        thread.join(10)
+        meter.close()

@@ -263,7 +263,9 @@ class Bridge:
             on_connected=self._on_connected,
             on_disconnected=self._on_disconnected,
         )
-        self._reader = PortReader(port_settings(config), self._on_data, self._on_port_state)
+        self._reader = PortReader(
+            port_settings(config), self._on_data, self._on_port_state, interruptible=True
+        )
         data_dir = prepare_data_dir(config)
         self._status_file = StatusFile(data_dir / STATUS_FILE_NAME) if data_dir else None
         self._trimmer = HeapTrimmer()
@@ -403,6 +405,7 @@ class Bridge:
             stop.set()
         finally:
             self._notifier.stopping()
+            self._reader.interrupt()
             reader.join()
             self._shut_down()
         return 0 if self._failure is None else 1
@@ -451,7 +454,9 @@ class Bridge:
                 if now >= next_prune:
                     self._health.outbox_dropped += self._forwarder.prune(time.time()).total
                     next_prune = now + PRUNE_INTERVAL
-            if not stop.is_set():
+            if stop.is_set():
+                self._reader.interrupt()  # its read may wait for data for seconds
+            else:
                 self._check_silence(now)
             changed = self._state_changed.is_set()
             if now >= next_health or changed:

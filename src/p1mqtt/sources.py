@@ -27,6 +27,9 @@ logger = logging.getLogger(__name__)
 
 _DEVICE_POLL = 0.5
 """Seconds between two looks for a missing device while backing off."""
+INTERRUPTIBLE_READ_TIMEOUT = 5.0
+"""Longest a read of an interruptible port waits (see :class:`PortReader`): :meth:`PortReader.
+interrupt` ends it at once, so this only bounds the wait should a stop go unannounced."""
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
 
@@ -55,7 +58,8 @@ class PortSettings:
     stopbits: int = 1
     read_timeout: float = 0.5
     """Longest a read blocks, which bounds how fast a stop request is noticed (each timeout
-    is a wake-up of an idle reader, so not much shorter)."""
+    is a wake-up of an idle reader, so not much shorter). Not for the bridge's serial devices
+    on POSIX, whose reads are interrupted instead (``PortReader(interruptible=True)``)."""
     reopen_delay_min: float = 1.0
     reopen_delay_max: float = 30.0
 
@@ -136,12 +140,27 @@ def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
         raise SourceError(describe_port_error(name, error)) from error
 
 
+def _interruptible(port: SerialPort) -> serial.Serial | None:
+    """The port when it is pyserial's POSIX serial device, whose ``cancel_read()`` wakes a
+    blocking read through a pipe; None for network URLs and on Windows (another class there)."""
+    if os.name == "posix" and isinstance(port, serial.Serial):
+        return port
+    return None
+
+
 class PortReader:
     """Reads the port until stopped, reopening it with backoff whenever it fails.
 
     ``on_data(data, now)`` receives every chunk with the monotonic time it arrived;
     ``on_state(state)`` hears ``"open"`` or the error sentence whenever that changes. Run
     :meth:`run` in a thread of its own (the bridge) or in the main thread (``p1mqtt dump``).
+
+    A read waits at most the port's ``read_timeout`` for data, so that a stop or a reopen
+    request is noticed within it. With ``interruptible``, a serial device on POSIX waits up to
+    :data:`INTERRUPTIBLE_READ_TIMEOUT` instead, and :meth:`interrupt` (which
+    :meth:`request_reopen` calls) ends the wait at once: an idle reader then does not wake twice
+    a second. Whoever sets the stop event must then call :meth:`interrupt` too, as the bridge
+    does. Network dongles and Windows ports keep the short timeout either way.
     """
 
     def __init__(
@@ -151,19 +170,33 @@ class PortReader:
         on_state: Callable[[str], None] | None = None,
         *,
         opener: Callable[[PortSettings], SerialPort] = open_port,
+        interruptible: bool = False,
     ) -> None:
         self._settings = settings
         self._on_data = on_data
         self._on_state = on_state or (lambda _state: None)
         self._opener = opener
+        self._interruptible = interruptible
         self._reopen = threading.Event()
         self._faults = FaultLog(logger)
+        # The open port's cancel_read while it can be interrupted; the lock keeps a cancel from
+        # reaching a port that is being closed (its descriptors could already be reused).
+        self._cancel: Callable[[], None] | None = None
+        self._cancel_lock = threading.Lock()
         self.opens = 0
         """How many times the port was opened (the first time included)."""
 
     def request_reopen(self) -> None:
         """Close and reopen the port at the next chance (the meter went silent)."""
         self._reopen.set()
+        self.interrupt()
+
+    def interrupt(self) -> None:
+        """End a read waiting for data now, so the reader looks at its stop event and reopen
+        request (from any thread; nothing happens when no interruptible read is open)."""
+        with self._cancel_lock:
+            if self._cancel is not None:
+                self._cancel()
 
     def run(self, stop: threading.Event) -> None:
         """Read until ``stop`` is set."""
@@ -186,10 +219,17 @@ class PortReader:
             # silent, and the service already logged the silence once: no line per reopen.
             level = logging.DEBUG if requested else logging.INFO
             logger.log(level, "reading P1 data from %s", self._settings.port)
+            device = _interruptible(port) if self._interruptible else None
+            if device is not None:
+                device.timeout = INTERRUPTIBLE_READ_TIMEOUT
+                with self._cancel_lock:
+                    self._cancel = device.cancel_read
             try:
                 requested = self._read_until_fault(port, stop)
             finally:
-                port.close()
+                with self._cancel_lock:
+                    self._cancel = None
+                    port.close()
 
     def _back_off(self, seconds: float, stop: threading.Event) -> None:
         """Wait before the next attempt, but no longer once a missing device is back.
