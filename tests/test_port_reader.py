@@ -147,3 +147,120 @@ def test_an_interruptible_reader_waits_for_data_without_polling_and_stops_at_onc
         reader.interrupt()
         thread.join(10)
         meter.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="pyserial's POSIX cancel_read")
+def test_an_interrupt_with_no_read_waiting_does_not_hide_buffered_bytes(tmp_path: Path) -> None:
+    """cancel_read() while no read waits ends the next read at once; bytes already buffered
+    (what a reopen must read first) are still returned."""
+    meter = PtyMeter(tmp_path / "meter")
+    port = serial.Serial(str(meter.path), 115200, timeout=5)
+    try:
+        port.cancel_read()
+        meter.write(b"REST-OF-TELEGRAM")
+        wait_until(lambda: port.in_waiting == 16, timeout=2)
+        assert read_available(port, str(meter.path), wait=False) == b"REST-OF-TELEGRAM"  # type: ignore[arg-type]
+    finally:
+        port.close()
+        meter.close()
+
+
+class FailingPort:
+    """Opens, then fails every read before giving a byte (a hung-up terminal)."""
+
+    def __init__(self) -> None:
+        self.closed = False
+
+    @property
+    def in_waiting(self) -> int:
+        """Nothing buffered."""
+        return 0
+
+    def read(self, size: int = 1) -> bytes:
+        """Fail as pyserial does for a hung-up terminal."""
+        raise serial.SerialException(
+            "device reports readiness to read but returned no data (device disconnected or "
+            "multiple access on port?)"
+        )
+
+    def close(self) -> None:
+        """Closed by the reader."""
+        self.closed = True
+
+
+def test_a_port_failing_before_any_byte_is_reopened_with_back_off_not_in_a_loop() -> None:
+    """Each reopen of a port that fails at once waits like a failed open (doubling delays)."""
+    stop = threading.Event()
+    ports: list[FailingPort] = []
+    states: list[str] = []
+
+    def opener(_settings: PortSettings) -> FailingPort:
+        ports.append(FailingPort())
+        return ports[-1]
+
+    reader = PortReader(
+        PortSettings("/dev/hung-up", reopen_delay_min=0.1, reopen_delay_max=0.4),
+        lambda _data, _now: None,
+        states.append,
+        opener=opener,  # type: ignore[arg-type]
+    )
+    thread = threading.Thread(target=reader.run, args=(stop,))
+    thread.start()
+    time.sleep(1.0)
+    stop.set()
+    thread.join(2)
+    assert not thread.is_alive()
+    # Delays of about 0.1, 0.2, 0.4, 0.4 s: four or five opens in a second, not thousands.
+    assert 2 <= len(ports) <= 6, len(ports)
+    assert all(port.closed for port in ports)
+    assert "serial port /dev/hung-up disconnected (cable unplugged?)" in states
+
+
+class UnconfigurableSerial(serial.Serial):
+    """A serial port whose settings cannot be changed once open (the device just vanished)."""
+
+    @property  # type: ignore[override]
+    def timeout(self) -> float | None:
+        """The read timeout."""
+        return self._timeout
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        if self.is_open:
+            raise serial.SerialException("Could not configure port: (5, 'Input/output error')")
+        self._timeout = value
+
+
+@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are pyserial's POSIX ones")
+def test_a_port_failing_while_being_made_interruptible_is_closed_and_retried(
+    tmp_path: Path,
+) -> None:
+    """The reader thread survives, the port is closed, the fault is reported, it tries again."""
+    meter = PtyMeter(tmp_path / "meter")
+    stop = threading.Event()
+    opened: list[UnconfigurableSerial] = []
+    states: list[str] = []
+
+    def opener(settings: PortSettings) -> UnconfigurableSerial:
+        opened.append(UnconfigurableSerial(settings.port, settings.baudrate, timeout=0.5))
+        return opened[-1]
+
+    reader = PortReader(
+        PortSettings(str(meter.path), reopen_delay_min=0.1),
+        lambda _data, _now: None,
+        states.append,
+        opener=opener,  # type: ignore[arg-type]
+        interruptible=True,
+    )
+    thread = threading.Thread(target=reader.run, args=(stop,))
+    try:
+        thread.start()
+        wait_until(lambda: len(opened) >= 2, timeout=3)
+        assert not any(port.is_open for port in opened[:-1])
+        assert any(state.endswith("disconnected (cable unplugged?)") for state in states), states
+    finally:
+        stop.set()
+        reader.interrupt()
+        thread.join(5)
+        meter.close()
+    assert not thread.is_alive()

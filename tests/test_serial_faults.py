@@ -536,13 +536,22 @@ def test_network_dongle_dropping_the_connection_is_reconnected(
 
         wait_until(connected, timeout=RECOVERY_LIMIT, what="the bridge to connect")
 
+    def stream(raws: list[bytes], until: int) -> None:
+        # Streamed like a dongle does, once a second here five times as fast: pyserial empties
+        # a socket's input when it opens it (reset_input_buffer), so what the dongle sends
+        # between the TCP handshake and that moment is lost, as it would be with real hardware.
+        for raw in raws:
+            dongle.write(raw)
+            if telegram_count(subscriber, prefix) >= until:
+                return
+            time.sleep(0.2)
+
     try:
         with Subscriber(mosquitto.host, mosquitto.port, f"{prefix}/#") as subscriber:
             bridge = start_bridge(dongle.url, mosquitto, prefix)
             wait_client(dongle)
             subscriber.wait_for(lambda ms: any(m.topic == f"{prefix}/status" for m in ms), 15)
-            for raw in telegrams[:3]:
-                dongle.write(raw)
+            stream(telegrams[:20], until=3)
             subscriber.wait_for(lambda ms: telegram_count(subscriber, prefix) >= 3)
             dongle.close()  # the dongle reboots: the connection drops, the port is closed
             bridge.wait_for_line(f"network P1 dongle {dongle_url(host, port)}")
@@ -550,15 +559,7 @@ def test_network_dongle_dropping_the_connection_is_reconnected(
             dongle.start()
             restarted = time.monotonic()
             wait_client(dongle)
-            # Streamed like a dongle does, once a second here five times as fast: pyserial
-            # empties a socket's input when it opens it (reset_input_buffer), so what the
-            # dongle sends between the TCP handshake and that moment is lost, as it would be
-            # with real hardware.
-            for raw in telegrams[3:]:
-                dongle.write(raw)
-                if telegram_count(subscriber, prefix) >= 6:
-                    break
-                time.sleep(0.2)
+            stream(telegrams[20:], until=6)
             subscriber.wait_for(lambda ms: telegram_count(subscriber, prefix) >= 6)
             recovery = time.monotonic() - restarted
             print(f"network dongle: telegrams flow again {recovery:.2f} s after it came back")

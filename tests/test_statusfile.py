@@ -88,6 +88,23 @@ def test_writes_are_throttled_unless_forced(tmp_path: Path) -> None:
     assert file.load().telegrams_decoded == 4
 
 
+def test_urgent_writes_come_soon_but_at_most_once_a_second(tmp_path: Path) -> None:
+    """A change of state is written within a second, however often it flaps."""
+    clock = FakeClock()
+    file = StatusFile(tmp_path / "status.json", clock=clock)
+    assert file.write(status(telegrams_decoded=1))
+    clock.now += 0.5
+    assert not file.due(urgent=True)
+    assert not file.write(status(telegrams_decoded=2), urgent=True)
+    clock.now += 0.5
+    assert file.write(status(telegrams_decoded=3), urgent=True)
+    clock.now += 1.0
+    assert not file.write(status(telegrams_decoded=4))  # routine: every 15 s
+    clock.now += 14.0
+    assert file.write(status(telegrams_decoded=5))
+    assert file.load().telegrams_decoded == 5
+
+
 def test_write_failure_never_raises_and_logs_once(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

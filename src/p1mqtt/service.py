@@ -269,6 +269,7 @@ class Bridge:
         data_dir = prepare_data_dir(config)
         self._status_file = StatusFile(data_dir / STATUS_FILE_NAME) if data_dir else None
         self._trimmer = HeapTrimmer()
+        self._status_urgent = False
         self._notifier = notifier or Notifier()
         self._started_wall = time.time()
         discovery = config.homeassistant
@@ -459,11 +460,13 @@ class Bridge:
             else:
                 self._check_silence(now)
             changed = self._state_changed.is_set()
+            if changed:
+                self._state_changed.clear()  # a change after this look waits for the next round
+                self._status_urgent = True
             if now >= next_health or changed:
-                self._state_changed.clear()
                 self._publish_health(now)
                 next_health = now + interval
-            self._write_status(now, force=changed)
+            self._write_status(now)
             if reader.is_alive():
                 # The watchdog proves both threads live: this loop runs, the reader reads.
                 self._notifier.keepalive(now)
@@ -527,12 +530,16 @@ class Bridge:
             sink.publish(message.topic, message.payload, qos=message.qos, retain=message.retain)
 
     def _write_status(self, now: float, *, force: bool = False) -> None:
-        if self._status_file is None or not (force or self._status_file.due()):
+        """Write the status file when due: at once for a change of state (at most once a
+        second), else every 15 s; ``force``: now, whatever the interval (at the stop)."""
+        urgent = self._status_urgent
+        if self._status_file is None or not (force or self._status_file.due(urgent=urgent)):
             return
+        self._status_urgent = False
         status = RunStatus.from_health(
             self._health, started_at=self._started_wall, wall=time.time(), monotonic=now
         )
-        self._status_file.write(status, force=force)
+        self._status_file.write(status, force=force, urgent=urgent)
 
     def _check_silence(self, now: float) -> None:
         health = self._health

@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Protocol, cast
 
 import serial
@@ -129,7 +130,9 @@ def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
     try:
         waiting = port.in_waiting
         if waiting > 0:
-            return port.read(waiting)
+            # A second read when the first returns nothing: an interrupt (cancel_read) that came
+            # while no read was waiting ends the next read before it looks at the port.
+            return port.read(waiting) or port.read(waiting)
         if not wait:
             return b""
         first = port.read(1)
@@ -138,6 +141,15 @@ def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
         return first + port.read(waiting) if waiting > 0 else first
     except (serial.SerialException, OSError) as error:
         raise SourceError(describe_port_error(name, error)) from error
+
+
+class _Ended(Enum):
+    """How reading an open port ended."""
+
+    STOPPED = "stopped"
+    REOPEN = "reopen requested"
+    FAULT = "failed before delivering a byte"
+    FAULT_AFTER_DATA = "failed after delivering data"
 
 
 def _interruptible(port: SerialPort) -> serial.Serial | None:
@@ -211,7 +223,6 @@ class PortReader:
                 self._back_off(delay * random.uniform(0.8, 1.2), stop)  # noqa: S311 - jitter
                 delay = min(delay * 2, self._settings.reopen_delay_max)
                 continue
-            delay = self._settings.reopen_delay_min
             self.opens += 1
             self._faults.resolved("port faults", f"port {self._settings.port} is open again")
             self._on_state("open")
@@ -219,17 +230,40 @@ class PortReader:
             # silent, and the service already logged the silence once: no line per reopen.
             level = logging.DEBUG if requested else logging.INFO
             logger.log(level, "reading P1 data from %s", self._settings.port)
-            device = _interruptible(port) if self._interruptible else None
-            if device is not None:
-                device.timeout = INTERRUPTIBLE_READ_TIMEOUT
-                with self._cancel_lock:
-                    self._cancel = device.cancel_read
-            try:
-                requested = self._read_until_fault(port, stop)
-            finally:
-                with self._cancel_lock:
-                    self._cancel = None
-                    port.close()
+            ended = self._read_port(port, stop)
+            requested = ended is _Ended.REOPEN
+            if ended is _Ended.FAULT:
+                # Opened, then failed before a single byte (a hung-up terminal, a dongle that
+                # drops every connection): wait as after a failed open instead of spinning.
+                self._back_off(delay * random.uniform(0.8, 1.2), stop)  # noqa: S311 - jitter
+                delay = min(delay * 2, self._settings.reopen_delay_max)
+            else:
+                delay = self._settings.reopen_delay_min
+
+    def _read_port(self, port: SerialPort, stop: threading.Event) -> _Ended:
+        """Read an open port until it ends, then close it."""
+        try:
+            self._arm_interrupt(port)
+            return self._read_until_fault(port, stop)
+        except SourceError as error:
+            self._failed(str(error))
+            return _Ended.FAULT
+        finally:
+            with self._cancel_lock:
+                self._cancel = None
+            port.close()  # outside the lock: interrupt() no longer reaches it
+
+    def _arm_interrupt(self, port: SerialPort) -> None:
+        """Make an interruptible port's reads wait long, and interrupt() able to end them."""
+        device = _interruptible(port) if self._interruptible else None
+        if device is None:
+            return
+        try:
+            device.timeout = INTERRUPTIBLE_READ_TIMEOUT  # pyserial reconfigures the port
+        except (serial.SerialException, OSError, ValueError) as error:
+            raise SourceError(describe_port_error(self._settings.port, error)) from error
+        with self._cancel_lock:
+            self._cancel = device.cancel_read
 
     def _back_off(self, seconds: float, stop: threading.Event) -> None:
         """Wait before the next attempt, but no longer once a missing device is back.
@@ -248,25 +282,27 @@ class PortReader:
                 return
             stop.wait(min(_DEVICE_POLL, max(0.0, deadline - time.monotonic())))
 
-    def _read_until_fault(self, port: SerialPort, stop: threading.Event) -> bool:
-        """Read until a fault, a stop or a reopen request; True for a reopen request."""
+    def _read_until_fault(self, port: SerialPort, stop: threading.Event) -> _Ended:
+        """Read until a fault, a stop or a reopen request."""
         self._reopen.clear()
+        delivered = False
         while not stop.is_set():
             reopen = self._reopen.is_set()
             try:
                 data = read_available(port, self._settings.port, wait=not reopen)
             except SourceError as error:
                 self._failed(str(error))
-                return False
+                return _Ended.FAULT_AFTER_DATA if delivered else _Ended.FAULT
             if data:
+                delivered = True
                 self._on_data(data, time.monotonic())
             elif reopen:
                 # Only once what the port held is read: closing it would throw that away (the
                 # rest of a telegram that began to arrive).
                 self._reopen.clear()
                 logger.debug("reopening %s", self._settings.port)
-                return True
-        return False
+                return _Ended.REOPEN
+        return _Ended.STOPPED
 
     def _failed(self, message: str) -> None:
         self._on_state(message)

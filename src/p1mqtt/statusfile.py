@@ -39,7 +39,10 @@ DEFAULT_MAX_AGE = 60.0
 """Seconds without a telegram (or without a status update) before ``health`` fails."""
 DEFAULT_MIN_INTERVAL = 15.0
 """Seconds between two routine writes of the file (few writes on a Raspberry Pi's SD card, and
-well inside :data:`DEFAULT_MAX_AGE`); the bridge writes a change of state at once (``force``)."""
+well inside :data:`DEFAULT_MAX_AGE`); the bridge writes a change of state sooner (``urgent``)."""
+URGENT_MIN_INTERVAL = 1.0
+"""Seconds between two writes of urgent news (a state change): soon, but a port or a connection
+that flaps cannot make the file be rewritten many times a second."""
 _FORMAT = 1
 
 
@@ -164,20 +167,23 @@ class StatusFile:
         self._last_write: float | None = None
         self._failing = False
 
-    def due(self) -> bool:
-        """Whether :meth:`write` would write now (``min_interval`` passed since the last time);
-        lets a caller skip building a status that would not be written."""
+    def due(self, *, urgent: bool = False) -> bool:
+        """Whether :meth:`write` would write now: ``min_interval`` passed since the last time
+        (:data:`URGENT_MIN_INTERVAL` for ``urgent`` news); lets a caller skip building a status
+        that would not be written."""
         last = self._last_write
-        return last is None or self._clock() - last >= self._min_interval
+        interval = URGENT_MIN_INTERVAL if urgent else self._min_interval
+        return last is None or self._clock() - last >= interval
 
-    def write(self, status: RunStatus, *, force: bool = False) -> bool:
-        """Replace the file with ``status`` unless it was written less than ``min_interval`` ago.
+    def write(self, status: RunStatus, *, force: bool = False, urgent: bool = False) -> bool:
+        """Replace the file with ``status`` unless it was written less than ``min_interval`` ago
+        (:data:`URGENT_MIN_INTERVAL` when ``urgent``; whenever it is, with ``force``).
 
         Returns True when the file was written. Never raises for an I/O error: the bridge must
         not stop because its status cannot be saved; the first failure is logged as a warning,
         and the recovery once.
         """
-        if not force and not self.due():
+        if not force and not self.due(urgent=urgent):
             return False
         self._last_write = self._clock()
         try:

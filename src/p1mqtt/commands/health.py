@@ -14,6 +14,7 @@ from typing import Any
 from p1mqtt.paths import data_dir_candidates
 from p1mqtt.statusfile import (
     DEFAULT_MAX_AGE,
+    DEFAULT_MIN_INTERVAL,
     STATUS_FILE_NAME,
     StatusFile,
     StatusFileError,
@@ -58,7 +59,10 @@ def add_parser(subparsers: "argparse._SubParsersAction[Any]") -> None:
         type=_positive,
         default=DEFAULT_MAX_AGE,
         metavar="SECONDS",
-        help=f"longest acceptable silence of the meter (default: {DEFAULT_MAX_AGE:.0f})",
+        help=(
+            f"longest acceptable silence of the meter (default: {DEFAULT_MAX_AGE:.0f}); keep it "
+            f"above {DEFAULT_MIN_INTERVAL:.0f}, how often the bridge refreshes its status file"
+        ),
     )
     parser.set_defaults(func=run)
 
