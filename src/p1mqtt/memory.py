@@ -22,14 +22,11 @@ macOS, Windows) only the garbage is collected, and they never raise.
 """
 
 import gc
-import logging
-import sys
 from collections.abc import Callable
-from functools import cache
+
+from p1mqtt.libc import linux_libc_function
 
 __all__ = ["HeapTrimmer", "release_startup_memory", "trim_heap"]
-
-logger = logging.getLogger(__name__)
 
 _M_ARENA_MAX = -8
 """glibc's ``mallopt`` parameter for the number of heaps (``<malloc.h>``)."""
@@ -39,21 +36,10 @@ TRIM_BACKLOG = 20
 """Batches waiting at once that make a backlog: the heap is trimmed once it is drained."""
 
 
-@cache
 def _glibc() -> tuple[Callable[[int, int], int], Callable[[int], int]] | None:
-    """glibc's ``mallopt`` and ``malloc_trim``; None where they are not (looked up once)."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        import ctypes  # noqa: PLC0415 - only where it can help: Linux
-
-        libc = ctypes.CDLL(None)  # the symbols of the running process, libc's among them
-    except (ImportError, OSError):  # Python built without ctypes, or no dynamic loading
-        logger.debug("cannot reach the C library; memory not trimmed", exc_info=True)
-        return None
-    # Only glibc has these two (musl does not): look them up, never assume them.
-    mallopt = getattr(libc, "mallopt", None)
-    malloc_trim = getattr(libc, "malloc_trim", None)
+    """glibc's ``mallopt`` and ``malloc_trim``; None where they are not."""
+    mallopt = linux_libc_function("mallopt")
+    malloc_trim = linux_libc_function("malloc_trim")
     if mallopt is None or malloc_trim is None:
         return None
     return mallopt, malloc_trim

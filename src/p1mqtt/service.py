@@ -477,7 +477,8 @@ class Bridge:
             self._republish.clear()
             self._mapper.forget()
         for event in self._decoder.decode(batch.framed):
-            if isinstance(event, TelegramDecoded) and (health.stale or not health.last_telegram):
+            first = health.stale or health.last_telegram is None
+            if first and isinstance(event, TelegramDecoded):
                 self._state_changed.set()  # data (again): health and status file at once
             health.record(event, batch.at)
             if isinstance(event, TelegramDecoded):

@@ -5,12 +5,9 @@ Python (before 3.14) names its threads only for itself; the OS shows every threa
 (15 bytes at most, the kernel's limit). Elsewhere it does nothing; it never raises.
 """
 
-import logging
-import sys
+from p1mqtt.libc import linux_libc_function
 
 __all__ = ["name_os_thread"]
-
-logger = logging.getLogger(__name__)
 
 _PR_SET_NAME = 15
 """``prctl`` option that names the calling thread (``<linux/prctl.h>``)."""
@@ -19,12 +16,6 @@ _MAX_NAME = 15
 
 def name_os_thread(name: str) -> None:
     """Give the calling thread ``name`` in the OS (cut to 15 bytes); best effort."""
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes  # noqa: PLC0415 - only where it is used: Linux
-
-        prctl = ctypes.CDLL(None).prctl
+    prctl = linux_libc_function("prctl")
+    if prctl is not None:
         prctl(_PR_SET_NAME, name.encode()[:_MAX_NAME], 0, 0, 0)
-    except (ImportError, OSError, AttributeError):
-        logger.debug("cannot name the thread %s for the OS", name, exc_info=True)

@@ -172,10 +172,8 @@ class TopicMapper:
         prefix = rules.prefix
         payloads = self._payloads
         published = self._last
-        keys = telegram.keys
-        for obis, obj in telegram.objects.items():
-            key = keys[obis]
-            wanted, policy = self._selection(obis, key)
+        for key, obj in telegram.by_key():
+            wanted, policy = self._selection(obj.obis, key)
             if not wanted:
                 continue
             last = published.get(key)

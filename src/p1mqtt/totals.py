@@ -96,10 +96,7 @@ def select_registers(telegram: Telegram) -> dict[str, tuple[Decimal, str | None]
     """
     found: dict[str, tuple[Decimal, str | None]] = {}
     known = _REGISTER_KEYS
-    tariffs = False
-    keys = telegram.keys
-    for obis, obj in telegram.objects.items():
-        key = keys[obis]
+    for key, obj in telegram.by_key():
         register = known.get(key)
         if register is None:
             register = _is_register_key(key)
@@ -113,11 +110,9 @@ def select_registers(telegram: Telegram) -> dict[str, tuple[Decimal, str | None]
         if obj.has_timestamp and obj.timestamp is None:
             continue
         found[key] = (value, obj.unit)
-        tariffs = tariffs or "_tariff_" in key
-    if tariffs:
-        for direction in ("import", "export"):
-            if any(key.startswith(f"energy_{direction}_tariff_") for key in found):
-                found.pop(f"energy_{direction}_total", None)
+    for direction in ("import", "export"):
+        if any(key.startswith(f"energy_{direction}_tariff_") for key in found):
+            found.pop(f"energy_{direction}_total", None)
     return found
 
 
@@ -408,7 +403,6 @@ class TotalsTracker:
                 "totals: state file %s is unreadable (%s); starting new baselines", path, exc
             )
             self._periods, self._last, self._units, self._last_time = {}, {}, {}, None
-        self._day_span = _NO_SPAN
 
     def _restore(self, state: Any) -> None:
         if state.get("version") != _STATE_VERSION:
