@@ -10,6 +10,7 @@ import serial
 
 from meter_pty import PtyMeter
 from mqtt_helpers import wait_until
+from p1mqtt import sources
 from p1mqtt.sources import PortReader, PortSettings, read_available
 
 
@@ -96,42 +97,34 @@ def test_a_wake_up_by_the_first_byte_returns_what_came_with_it() -> None:
     assert read_available(port, "/dev/test", wait=False) == b""  # type: ignore[arg-type]
 
 
-class CountingSerial(serial.Serial):
-    """pyserial's serial port, counting its reads."""
-
-    reads = 0
-
-    def read(self, size: int = 1) -> bytes:
-        """Count, then read."""
-        CountingSerial.reads += 1
-        return super().read(size)
-
-
-@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are pyserial's POSIX ones")
+@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are POSIX ones")
 def test_an_interruptible_reader_waits_for_data_without_polling_and_stops_at_once(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """An idle interruptible reader does not wake twice a second; interrupt() ends its wait,
     a reopen request reopens at once, and data still arrives."""
     meter = PtyMeter(tmp_path / "meter")
     received: list[bytes] = []
     stop = threading.Event()
+    waits: list[float] = []
+    wait_for_device = sources._WakePipe.read
 
-    def opener(settings: PortSettings) -> CountingSerial:
-        return CountingSerial(settings.port, settings.baudrate, timeout=settings.read_timeout)
+    def counting_wait(pipe: sources._WakePipe, fd: int, name: str, timeout: float) -> bytes:
+        waits.append(timeout)
+        return wait_for_device(pipe, fd, name, timeout)
 
+    monkeypatch.setattr(sources._WakePipe, "read", counting_wait)
     reader = PortReader(
         PortSettings(str(meter.path), reopen_delay_min=0.05),
         lambda data, _now: received.append(data),
-        opener=opener,  # type: ignore[arg-type]
         interruptible=True,
     )
     thread = threading.Thread(target=reader.run, args=(stop,))
     try:
         thread.start()
-        wait_until(lambda: reader.opens == 1 and CountingSerial.reads >= 1)
+        wait_until(lambda: reader.opens == 1 and len(waits) >= 1)
         time.sleep(1.5)
-        assert CountingSerial.reads <= 2  # a 0.5 s timeout would have read 3 or 4 times
+        assert len(waits) <= 2  # a 0.5 s timeout would have waited 3 or 4 times
         reader.request_reopen()
         wait_until(lambda: reader.opens == 2, timeout=1)
         meter.write(b"/FLU5\\253769484_A\r\n")
@@ -147,22 +140,75 @@ def test_an_interruptible_reader_waits_for_data_without_polling_and_stops_at_onc
         reader.interrupt()
         thread.join(10)
         meter.close()
+    reader.interrupt()  # after run() ended: nothing to wake, no error
 
 
-@pytest.mark.skipif(os.name != "posix", reason="pyserial's POSIX cancel_read")
-def test_an_interrupt_with_no_read_waiting_does_not_hide_buffered_bytes(tmp_path: Path) -> None:
-    """cancel_read() while no read waits ends the next read at once; bytes already buffered
-    (what a reopen must read first) are still returned."""
+@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are POSIX ones")
+def test_a_wake_up_with_no_read_waiting_ends_the_next_wait_but_hides_no_bytes(
+    tmp_path: Path,
+) -> None:
+    """A wake-up sent while nobody waits ends the next wait at once, once; bytes that arrived
+    meanwhile (what a reopen must read first) come with it."""
     meter = PtyMeter(tmp_path / "meter")
-    port = serial.Serial(str(meter.path), 115200, timeout=5)
+    port = serial.Serial(str(meter.path), 115200)
+    pipe = sources._WakePipe()
     try:
-        port.cancel_read()
+        pipe.wake()
+        started = time.monotonic()
+        assert pipe.read(port.fileno(), "meter", 5.0) == b""
+        assert time.monotonic() - started < 1
+        pipe.wake()
+        pipe.wake()
         meter.write(b"REST-OF-TELEGRAM")
         wait_until(lambda: port.in_waiting == 16, timeout=2)
-        assert read_available(port, str(meter.path), wait=False) == b"REST-OF-TELEGRAM"  # type: ignore[arg-type]
+        assert pipe.read(port.fileno(), "meter", 5.0) == b"REST-OF-TELEGRAM"
+        started = time.monotonic()
+        assert pipe.read(port.fileno(), "meter", 0.2) == b""  # the wake-ups were used up
+        assert time.monotonic() - started >= 0.15
     finally:
+        pipe.close()
         port.close()
         meter.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are POSIX ones")
+def test_an_interruptible_reader_reads_what_the_device_holds_before_reopening(
+    tmp_path: Path,
+) -> None:
+    """A reopen asked for while bytes wait in the device is made after they were read."""
+    meter = PtyMeter(tmp_path / "meter")
+    received: list[bytes] = []
+    first_chunk = threading.Event()
+    go_on = threading.Event()
+    stop = threading.Event()
+
+    def on_data(data: bytes, _now: float) -> None:
+        received.append(data)
+        if len(received) == 1:
+            first_chunk.set()
+            go_on.wait(5)
+
+    reader = PortReader(
+        PortSettings(str(meter.path), reopen_delay_min=0.05), on_data, interruptible=True
+    )
+    thread = threading.Thread(target=reader.run, args=(stop,))
+    try:
+        thread.start()
+        wait_until(lambda: reader.opens == 1)
+        meter.write(b"/FLU5\\253769484_A\r\n")
+        assert first_chunk.wait(5)
+        meter.write(b"1-0:1.8.1(000123.456*kWh)\r\n")
+        time.sleep(0.1)  # in the device's buffer now
+        reader.request_reopen()
+        go_on.set()
+        wait_until(lambda: reader.opens == 2, timeout=2)
+        assert b"".join(received) == b"/FLU5\\253769484_A\r\n1-0:1.8.1(000123.456*kWh)\r\n"
+    finally:
+        stop.set()
+        reader.interrupt()
+        thread.join(10)
+        meter.close()
+    assert not thread.is_alive()
 
 
 class FailingPort:
@@ -214,53 +260,3 @@ def test_a_port_failing_before_any_byte_is_reopened_with_back_off_not_in_a_loop(
     assert 2 <= len(ports) <= 6, len(ports)
     assert all(port.closed for port in ports)
     assert "serial port /dev/hung-up disconnected (cable unplugged?)" in states
-
-
-class UnconfigurableSerial(serial.Serial):
-    """A serial port whose settings cannot be changed once open (the device just vanished)."""
-
-    @property  # type: ignore[override]
-    def timeout(self) -> float | None:
-        """The read timeout."""
-        return self._timeout
-
-    @timeout.setter
-    def timeout(self, value: float | None) -> None:
-        if self.is_open:
-            raise serial.SerialException("Could not configure port: (5, 'Input/output error')")
-        self._timeout = value
-
-
-@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are pyserial's POSIX ones")
-def test_a_port_failing_while_being_made_interruptible_is_closed_and_retried(
-    tmp_path: Path,
-) -> None:
-    """The reader thread survives, the port is closed, the fault is reported, it tries again."""
-    meter = PtyMeter(tmp_path / "meter")
-    stop = threading.Event()
-    opened: list[UnconfigurableSerial] = []
-    states: list[str] = []
-
-    def opener(settings: PortSettings) -> UnconfigurableSerial:
-        opened.append(UnconfigurableSerial(settings.port, settings.baudrate, timeout=0.5))
-        return opened[-1]
-
-    reader = PortReader(
-        PortSettings(str(meter.path), reopen_delay_min=0.1),
-        lambda _data, _now: None,
-        states.append,
-        opener=opener,  # type: ignore[arg-type]
-        interruptible=True,
-    )
-    thread = threading.Thread(target=reader.run, args=(stop,))
-    try:
-        thread.start()
-        wait_until(lambda: len(opened) >= 2, timeout=3)
-        assert not any(port.is_open for port in opened[:-1])
-        assert any(state.endswith("disconnected (cable unplugged?)") for state in states), states
-    finally:
-        stop.set()
-        reader.interrupt()
-        thread.join(5)
-        meter.close()
-    assert not thread.is_alive()

@@ -6,10 +6,12 @@ pyserial's ``serial_for_url``. Every failure becomes one :class:`~p1mqtt.errors.
 whose message says what happened and what to do about it.
 """
 
+import contextlib
 import errno
 import logging
 import os
 import random
+import select
 import threading
 import time
 from collections.abc import Callable
@@ -31,6 +33,8 @@ _DEVICE_POLL = 0.5
 INTERRUPTIBLE_READ_TIMEOUT = 5.0
 """Longest a read of an interruptible port waits (see :class:`PortReader`): :meth:`PortReader.
 interrupt` ends it at once, so this only bounds the wait should a stop go unannounced."""
+_CHUNK = 65536
+"""Most bytes taken from a device in one read (a telegram is 0.5 to 2 kB)."""
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
 
 
@@ -130,9 +134,7 @@ def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
     try:
         waiting = port.in_waiting
         if waiting > 0:
-            # A second read when the first returns nothing: an interrupt (cancel_read) that came
-            # while no read was waiting ends the next read before it looks at the port.
-            return port.read(waiting) or port.read(waiting)
+            return port.read(waiting)
         if not wait:
             return b""
         first = port.read(1)
@@ -141,6 +143,59 @@ def read_available(port: SerialPort, name: str, *, wait: bool = True) -> bytes:
         return first + port.read(waiting) if waiting > 0 else first
     except (serial.SerialException, OSError) as error:
         raise SourceError(describe_port_error(name, error)) from error
+
+
+class _WakePipe:
+    """Waits for a device's data or for :meth:`wake`, whichever comes first.
+
+    One ``select`` on the device and a pipe, then one ``read`` of all the device holds: the
+    cheapest wait there is, and the one pyserial's own ``read`` makes (with a ``Timeout``
+    object, a loop and an ``in_waiting`` ioctl around it, per call). A wake-up sent while
+    nobody waits is seen by the next wait, which returns at once.
+    """
+
+    def __init__(self) -> None:
+        self._read_end, self._write_end = os.pipe()
+        os.set_blocking(self._read_end, False)
+        os.set_blocking(self._write_end, False)
+
+    def wake(self) -> None:
+        """End the current or the next :meth:`read` (from any thread, before :meth:`close`)."""
+        with contextlib.suppress(BlockingIOError):  # full of wake-ups already
+            os.write(self._write_end, b"\0")
+
+    def read(self, fd: int, name: str, timeout: float) -> bytes:
+        """What the device ``fd`` holds, once it holds something, or b"" after ``timeout``
+        seconds or a wake-up. Raise SourceError when the device died."""
+        try:
+            ready, _, _ = select.select([fd, self._read_end], [], [], timeout)
+        except (OSError, ValueError) as error:
+            raise SourceError(describe_port_error(name, error)) from error
+        if self._read_end in ready:
+            self._drain()
+        if fd not in ready:
+            return b""
+        try:
+            data = os.read(fd, _CHUNK)
+        except BlockingIOError:
+            return b""
+        except OSError as error:
+            raise SourceError(describe_port_error(name, error)) from error
+        if not data:  # readable, yet nothing: a USB adapter that went away
+            raise SourceError(describe_port_error(name, OSError(errno.EIO, "Input/output error")))
+        return data
+
+    def _drain(self) -> None:
+        try:
+            while os.read(self._read_end, 512):
+                pass
+        except BlockingIOError:
+            return
+
+    def close(self) -> None:
+        """Release the pipe."""
+        os.close(self._read_end)
+        os.close(self._write_end)
 
 
 class _Ended(Enum):
@@ -153,8 +208,8 @@ class _Ended(Enum):
 
 
 def _interruptible(port: SerialPort) -> serial.Serial | None:
-    """The port when it is pyserial's POSIX serial device, whose ``cancel_read()`` wakes a
-    blocking read through a pipe; None for network URLs and on Windows (another class there)."""
+    """The port when it is pyserial's POSIX serial device, a descriptor to wait on with
+    ``select``; None for network URLs and on Windows (another class there)."""
     if os.name == "posix" and isinstance(port, serial.Serial):
         return port
     return None
@@ -168,11 +223,13 @@ class PortReader:
     :meth:`run` in a thread of its own (the bridge) or in the main thread (``p1mqtt dump``).
 
     A read waits at most the port's ``read_timeout`` for data, so that a stop or a reopen
-    request is noticed within it. With ``interruptible``, a serial device on POSIX waits up to
-    :data:`INTERRUPTIBLE_READ_TIMEOUT` instead, and :meth:`interrupt` (which
-    :meth:`request_reopen` calls) ends the wait at once: an idle reader then does not wake twice
-    a second. Whoever sets the stop event must then call :meth:`interrupt` too, as the bridge
-    does. Network dongles and Windows ports keep the short timeout either way.
+    request is noticed within it. With ``interruptible``, a serial device on POSIX is read with
+    one ``select`` on it and a pipe and one ``read`` of what it holds, waiting up to
+    :data:`INTERRUPTIBLE_READ_TIMEOUT`, and :meth:`interrupt` (which :meth:`request_reopen`
+    calls) ends the wait at once through the pipe: an idle reader then does not wake twice a
+    second, and a busy one makes two system calls per chunk instead of pyserial's six. Whoever
+    sets the stop event must then call :meth:`interrupt` too, as the bridge does. Network
+    dongles and Windows ports keep the short timeout either way.
     """
 
     def __init__(
@@ -191,10 +248,10 @@ class PortReader:
         self._interruptible = interruptible
         self._reopen = threading.Event()
         self._faults = FaultLog(logger)
-        # The open port's cancel_read while it can be interrupted; the lock keeps a cancel from
-        # reaching a port that is being closed (its descriptors could already be reused).
-        self._cancel: Callable[[], None] | None = None
-        self._cancel_lock = threading.Lock()
+        # The pipe that interrupt() writes to while run() runs; the lock keeps a wake-up from
+        # reaching a pipe being closed (its descriptors could already be reused).
+        self._wake_pipe: _WakePipe | None = None
+        self._wake_lock = threading.Lock()
         self.opens = 0
         """How many times the port was opened (the first time included)."""
 
@@ -206,12 +263,24 @@ class PortReader:
     def interrupt(self) -> None:
         """End a read waiting for data now, so the reader looks at its stop event and reopen
         request (from any thread; nothing happens when no interruptible read is open)."""
-        with self._cancel_lock:
-            if self._cancel is not None:
-                self._cancel()
+        with self._wake_lock:
+            if self._wake_pipe is not None:
+                self._wake_pipe.wake()
 
     def run(self, stop: threading.Event) -> None:
         """Read until ``stop`` is set."""
+        wake_pipe = _WakePipe() if self._interruptible and os.name == "posix" else None
+        with self._wake_lock:
+            self._wake_pipe = wake_pipe
+        try:
+            self._run(stop)
+        finally:
+            with self._wake_lock:
+                self._wake_pipe = None
+            if wake_pipe is not None:
+                wake_pipe.close()
+
+    def _run(self, stop: threading.Event) -> None:
         delay = self._settings.reopen_delay_min
         requested = False  # the port was last closed by request_reopen(), not by a fault
         while not stop.is_set():
@@ -243,27 +312,25 @@ class PortReader:
     def _read_port(self, port: SerialPort, stop: threading.Event) -> _Ended:
         """Read an open port until it ends, then close it."""
         try:
-            self._arm_interrupt(port)
             return self._read_until_fault(port, stop)
         except SourceError as error:
             self._failed(str(error))
             return _Ended.FAULT
         finally:
-            with self._cancel_lock:
-                self._cancel = None
-            port.close()  # outside the lock: interrupt() no longer reaches it
+            port.close()
 
-    def _arm_interrupt(self, port: SerialPort) -> None:
-        """Make an interruptible port's reads wait long, and interrupt() able to end them."""
-        device = _interruptible(port) if self._interruptible else None
-        if device is None:
-            return
+    def _reading(self, port: SerialPort) -> Callable[[bool], bytes]:
+        """``read(wait)`` for this port: what it holds, waiting for data only when asked."""
+        name = self._settings.port
+        wake_pipe = self._wake_pipe
+        device = _interruptible(port) if wake_pipe is not None else None
+        if wake_pipe is None or device is None:
+            return lambda wait: read_available(port, name, wait=wait)
         try:
-            device.timeout = INTERRUPTIBLE_READ_TIMEOUT  # pyserial reconfigures the port
-        except (serial.SerialException, OSError, ValueError) as error:
-            raise SourceError(describe_port_error(self._settings.port, error)) from error
-        with self._cancel_lock:
-            self._cancel = device.cancel_read
+            fd = device.fileno()
+        except (serial.SerialException, OSError) as error:
+            raise SourceError(describe_port_error(name, error)) from error
+        return lambda wait: wake_pipe.read(fd, name, INTERRUPTIBLE_READ_TIMEOUT if wait else 0.0)
 
     def _back_off(self, seconds: float, stop: threading.Event) -> None:
         """Wait before the next attempt, but no longer once a missing device is back.
@@ -285,11 +352,12 @@ class PortReader:
     def _read_until_fault(self, port: SerialPort, stop: threading.Event) -> _Ended:
         """Read until a fault, a stop or a reopen request."""
         self._reopen.clear()
+        read = self._reading(port)
         delivered = False
         while not stop.is_set():
             reopen = self._reopen.is_set()
             try:
-                data = read_available(port, self._settings.port, wait=not reopen)
+                data = read(not reopen)
             except SourceError as error:
                 self._failed(str(error))
                 return _Ended.FAULT_AFTER_DATA if delivered else _Ended.FAULT
