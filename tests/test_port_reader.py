@@ -11,6 +11,7 @@ import serial
 from meter_pty import PtyMeter
 from mqtt_helpers import wait_until
 from p1mqtt import sources
+from p1mqtt.errors import SourceError
 from p1mqtt.sources import PortReader, PortSettings, read_available
 
 
@@ -169,6 +170,38 @@ def test_a_wake_up_with_no_read_waiting_ends_the_next_wait_but_hides_no_bytes(
         pipe.close()
         port.close()
         meter.close()
+
+
+@pytest.mark.skipif(os.name != "posix", reason="interruptible reads are POSIX ones")
+def test_a_device_readable_with_nothing_to_read_is_reported_disconnected() -> None:
+    """What an unplugged USB adapter does (a hung-up terminal stays readable and reads
+    nothing): a disconnection, at once, not an endless round of empty reads."""
+    read_end, write_end = os.pipe()
+    os.close(write_end)
+    pipe = sources._WakePipe()
+    try:
+        started = time.monotonic()
+        with pytest.raises(SourceError, match=r"^serial port /dev/ttyUSB0 disconnected"):
+            pipe.read(read_end, "/dev/ttyUSB0", 5.0)
+        assert time.monotonic() - started < 1
+    finally:
+        pipe.close()
+        os.close(read_end)
+
+
+class LoggingSerial(serial.Serial):
+    """A port class with a read of its own, as pyserial's spy:// (it logs what it reads)."""
+
+    def read(self, size: int = 1) -> bytes:
+        """Read (and, in spy://, log)."""
+        return super().read(size)
+
+
+def test_a_port_class_with_its_own_read_is_read_through_it() -> None:
+    """Only pyserial's plain POSIX device is read around its read(); spy:// is not."""
+    assert sources._interruptible(LoggingSerial()) is None
+    plain = serial.Serial()
+    assert sources._interruptible(plain) is (plain if os.name == "posix" else None)
 
 
 @pytest.mark.skipif(os.name != "posix", reason="interruptible reads are POSIX ones")

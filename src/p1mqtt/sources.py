@@ -33,9 +33,11 @@ _DEVICE_POLL = 0.5
 INTERRUPTIBLE_READ_TIMEOUT = 5.0
 """Longest a read of an interruptible port waits (see :class:`PortReader`): :meth:`PortReader.
 interrupt` ends it at once, so this only bounds the wait should a stop go unannounced."""
-_CHUNK = 65536
-"""Most bytes taken from a device in one read (a telegram is 0.5 to 2 kB)."""
+_CHUNK = 4096
+"""Most bytes taken from a device in one read: a terminal's buffer holds 4 kB at most, a
+telegram 0.5 to 2 kB."""
 _PARITY = {"N": serial.PARITY_NONE, "E": serial.PARITY_EVEN, "O": serial.PARITY_ODD}
+_POSIX_READ = serial.Serial.read
 
 
 class SerialPort(Protocol):
@@ -151,7 +153,8 @@ class _WakePipe:
     One ``select`` on the device and a pipe, then one ``read`` of all the device holds: the
     cheapest wait there is, and the one pyserial's own ``read`` makes (with a ``Timeout``
     object, a loop and an ``in_waiting`` ioctl around it, per call). A wake-up sent while
-    nobody waits is seen by the next wait, which returns at once.
+    nobody waits is seen by the next wait, which returns at once. ``select``, not ``poll``:
+    macOS's ``poll`` does not work on terminal devices.
     """
 
     def __init__(self) -> None:
@@ -209,8 +212,9 @@ class _Ended(Enum):
 
 def _interruptible(port: SerialPort) -> serial.Serial | None:
     """The port when it is pyserial's POSIX serial device, a descriptor to wait on with
-    ``select``; None for network URLs and on Windows (another class there)."""
-    if os.name == "posix" and isinstance(port, serial.Serial):
+    ``select``; None for network URLs, on Windows (another class there) and for a port class
+    with a ``read`` of its own (pyserial's ``spy://`` logs what it reads)."""
+    if os.name == "posix" and isinstance(port, serial.Serial) and type(port).read is _POSIX_READ:
         return port
     return None
 
@@ -269,7 +273,12 @@ class PortReader:
 
     def run(self, stop: threading.Event) -> None:
         """Read until ``stop`` is set."""
-        wake_pipe = _WakePipe() if self._interruptible and os.name == "posix" else None
+        wake_pipe = None
+        if self._interruptible and os.name == "posix":
+            try:
+                wake_pipe = _WakePipe()
+            except OSError as error:  # out of file descriptors: poll the port instead
+                logger.warning("reading %s with timeouts: %s", self._settings.port, error)
         with self._wake_lock:
             self._wake_pipe = wake_pipe
         try:
