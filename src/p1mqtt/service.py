@@ -7,8 +7,8 @@ Roles (from the original design, merged where a queue would only add a hop):
   back a while, then the oldest batch is dropped, so it never stalls on the processor;
 * the **processor** (the calling thread) decodes the frames, turns telegrams into messages,
   applies filters and throttling, and hands them to the sink; it is also the **health
-  controller**: counters,
-  silence detection (log, publish, reopen the port) and periodic ``<prefix>/health``;
+  controller**: counters, silence detection (log, publish, reopen the port) and periodic
+  ``<prefix>/health``;
 * the **sink** (paho-mqtt's own network thread) publishes, queueing while the broker is away.
 
 The ``<prefix>/telegram`` stream goes through the store-and-forward queue

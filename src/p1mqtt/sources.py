@@ -298,8 +298,7 @@ class PortReader:
             except SourceError as error:
                 self._failed(str(error))
                 requested = False
-                self._back_off(delay * random.uniform(0.8, 1.2), stop)  # noqa: S311 - jitter
-                delay = min(delay * 2, self._settings.reopen_delay_max)
+                delay = self._back_off_after_fault(delay, stop)
                 continue
             self.opens += 1
             self._faults.resolved("port faults", f"port {self._settings.port} is open again")
@@ -313,8 +312,7 @@ class PortReader:
             if ended is _Ended.FAULT:
                 # Opened, then failed before a single byte (a hung-up terminal, a dongle that
                 # drops every connection): wait as after a failed open instead of spinning.
-                self._back_off(delay * random.uniform(0.8, 1.2), stop)  # noqa: S311 - jitter
-                delay = min(delay * 2, self._settings.reopen_delay_max)
+                delay = self._back_off_after_fault(delay, stop)
             else:
                 delay = self._settings.reopen_delay_min
 
@@ -340,6 +338,11 @@ class PortReader:
         except (serial.SerialException, OSError) as error:
             raise SourceError(describe_port_error(name, error)) from error
         return lambda wait: wake_pipe.read(fd, name, INTERRUPTIBLE_READ_TIMEOUT if wait else 0.0)
+
+    def _back_off_after_fault(self, delay: float, stop: threading.Event) -> float:
+        """Wait about ``delay`` seconds (jittered); return the next, doubled, delay."""
+        self._back_off(delay * random.uniform(0.8, 1.2), stop)  # noqa: S311 - jitter
+        return min(delay * 2, self._settings.reopen_delay_max)
 
     def _back_off(self, seconds: float, stop: threading.Event) -> None:
         """Wait before the next attempt, but no longer once a missing device is back.

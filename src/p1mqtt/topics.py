@@ -187,7 +187,7 @@ class TopicMapper:
                 if len(payloads) >= _PAYLOAD_MEMO:
                     payloads.clear()
                 payloads[id(obj)] = (obj, payload)
-            if not self._due(key, last, payload, policy, now):
+            if not self._due(key, last, payload, policy, now):  # min_interval checked above
                 continue
             out.append(Message(f"{prefix}/{key}", payload, rules.qos, rules.retain_readings))
             if obj.has_timestamp and obj.timestamp is not obj.value:
@@ -225,10 +225,10 @@ class TopicMapper:
     def _due(
         self, key: str, last: _Published | None, payload: str, policy: ReadingPolicy, now: float
     ) -> bool:
+        """Whether ``payload`` goes out now, ``min_interval`` having passed since ``last``:
+        always when it changed or ``on_change`` is off, else once the heartbeat is due."""
         if last is not None:
             elapsed = now - last.at
-            if elapsed < policy.min_interval:
-                return False
             if (
                 policy.on_change
                 and payload == last.payload
